@@ -1,0 +1,57 @@
+"""Scaling-law families and their published presets.
+
+Each family lives in its own module with a ``*Params`` NamedTuple, a pure elementwise
+``loss`` and named presets citing their source. Look presets up by name:
+
+>>> from jscale import laws
+>>> preset = laws.get("chinchilla-hoffmann2022")
+>>> round(float(preset.loss(70e9, 1.4e12)), 3)
+1.937
+"""
+
+from __future__ import annotations
+
+from . import chinchilla
+from ._registry import INPUT_NAMES, Family, Preset
+from .chinchilla import ChinchillaParams
+
+_MODULES = (chinchilla,)
+
+#: Every named preset, by name.
+PRESETS: dict[str, Preset] = {
+    name: preset for module in _MODULES for name, preset in module.PRESETS.items()
+}
+
+#: Every family, by name.
+FAMILIES: dict[str, Family] = {
+    preset.family.name: preset.family for preset in PRESETS.values()
+}
+
+
+def names() -> list[str]:
+    """The registered preset names, sorted."""
+    return sorted(PRESETS)
+
+
+def get(name: str) -> Preset:
+    """The preset called ``name``.
+
+    Raises:
+      ValueError: for an unknown name, listing the valid ones.
+    """
+    if name not in PRESETS:
+        raise ValueError(f"unknown law {name!r}; valid: {', '.join(names())}")
+    return PRESETS[name]
+
+
+__all__ = [
+    "INPUT_NAMES",
+    "ChinchillaParams",
+    "FAMILIES",
+    "Family",
+    "PRESETS",
+    "Preset",
+    "chinchilla",
+    "get",
+    "names",
+]

@@ -1,0 +1,133 @@
+"""The Chinchilla form ``L(N, D) = E + A / N^alpha + B / D^beta``.
+
+Hoffmann et al. 2022, "Training Compute-Optimal Large Language Models"
+(arXiv:2203.15556), Eq. 2, with the Approach-3 constants of Eq. 10 (App. D.2), and
+the refit of Besiroglu, Erdil, Barnett & You 2024, "Chinchilla Scaling: A replication
+attempt" (arXiv:2404.10102). ``N`` counts all parameters including embeddings, ``D``
+is training tokens, and the loss is in nats per token.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+from jax.typing import ArrayLike
+
+from .. import _checks
+from .._numerics import broadcast, power_term
+from ._registry import Family, Preset
+
+
+class ChinchillaParams(NamedTuple):
+    """Constants of ``L(N, D) = E + A / N^alpha + B / D^beta``.
+
+    Leaves may be Python floats or arrays; arrays with a leading axis hold many
+    laws at once (bootstrap fits, Monte Carlo draws) and broadcast against N and D.
+    """
+
+    E: ArrayLike
+    A: ArrayLike
+    B: ArrayLike
+    alpha: ArrayLike
+    beta: ArrayLike
+
+
+def loss(
+    params: ChinchillaParams, n_params: ArrayLike, n_tokens: ArrayLike
+) -> jax.Array:
+    """Chinchilla-form loss ``E + A / N^alpha + B / D^beta`` (Hoffmann 2022, Eq. 2).
+
+    In log space: ``E + exp(log A - alpha log N) + exp(log B - beta log D)``,
+    elementwise with broadcasting. The dtype follows the inputs.
+
+    Args:
+      params: the law's constants.
+      n_params: parameters N (> 0), any shape.
+      n_tokens: training tokens D (> 0), broadcastable against ``n_params``.
+
+    Returns:
+      The loss in nats per token, with the broadcast shape. Under ``jax.jit``, elements
+      with a non-positive or non-finite N or D are NaN.
+
+    Raises:
+      ValueError: for concrete non-positive, NaN or infinite N or D, or shapes that do
+        not broadcast.
+
+    Examples:
+      >>> from jscale.laws import chinchilla
+      >>> p = chinchilla.HOFFMANN2022.params
+      >>> round(float(chinchilla.loss(p, 70e9, 1.4e12)), 3)  # Chinchilla itself
+      1.937
+    """
+    n = _checks.check_positive("n_params", n_params)
+    d = _checks.check_positive("n_tokens", n_tokens)
+    _checks.check_shapes(n_params=n, n_tokens=d)
+    n, d = broadcast(n, d)
+    value = (
+        params.E
+        + power_term(jnp.log(params.A), params.alpha, jnp.log(n))
+        + power_term(jnp.log(params.B), params.beta, jnp.log(d))
+    )
+    return jnp.where(_checks.positive(n) & _checks.positive(d), value, jnp.nan)
+
+
+FAMILY = Family(
+    name="chinchilla",
+    params_type=ChinchillaParams,
+    loss=loss,
+    inputs=("n_params", "n_tokens"),
+    formula="L = E + A / N^alpha + B / D^beta",
+)
+
+_UNITS = "N: parameters incl. embeddings; D: training tokens; loss: nats/token"
+
+HOFFMANN2022 = Preset(
+    name="chinchilla-hoffmann2022",
+    family=FAMILY,
+    params=ChinchillaParams(E=1.69, A=406.4, B=410.7, alpha=0.34, beta=0.28),
+    citation=(
+        "Hoffmann et al. 2022, Training Compute-Optimal Large Language Models, "
+        "arXiv:2203.15556, Eq. 10 (App. D.2), Approach 3, as printed"
+    ),
+    units=_UNITS,
+    notes="Rounded constants as printed in the paper.",
+)
+
+HOFFMANN2022_UNROUNDED = Preset(
+    name="chinchilla-hoffmann2022-unrounded",
+    family=FAMILY,
+    params=ChinchillaParams(
+        E=math.exp(0.5267228),
+        A=math.exp(6.0073404),
+        B=math.exp(6.0179186),
+        alpha=0.33917084,
+        beta=0.2849083,
+    ),
+    citation=(
+        "Hoffmann et al. 2022, arXiv:2203.15556, Eq. 10, unrounded values from the "
+        "paper's TeX source as quoted by Besiroglu et al. 2024 (arXiv:2404.10102, "
+        "epoch-research/analyzing-chinchilla)"
+    ),
+    units=_UNITS,
+    notes=(
+        "log A = 6.0073404, log B = 6.0179186, log E = 0.5267228. These reproduce the "
+        "paper's 40B parameters at the Gopher budget of 5.76e23 FLOPs (Fig. 4)."
+    ),
+)
+
+BESIROGLU2024 = Preset(
+    name="chinchilla-besiroglu2024",
+    family=FAMILY,
+    params=ChinchillaParams(E=1.8172, A=482.01, B=2085.43, alpha=0.3478, beta=0.3658),
+    citation=(
+        "Besiroglu, Erdil, Barnett & You 2024, Chinchilla Scaling: A replication "
+        "attempt, arXiv:2404.10102, Eq. 5 / abstract (refit of Hoffmann's Fig. 4 data)"
+    ),
+    units=_UNITS,
+    notes="Implies about 20 tokens per parameter at the compute-optimal point.",
+)
+
+PRESETS = {p.name: p for p in (HOFFMANN2022, HOFFMANN2022_UNROUNDED, BESIROGLU2024)}
