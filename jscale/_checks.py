@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from ._numerics import asfloat
+from ._numerics import asfloat, broadcast
 
 
 def is_concrete(x) -> bool:
@@ -61,15 +61,19 @@ def check_range(
     x = asfloat(x)
     if not is_concrete(x):
         return x
-    ok = in_range(
-        x,
-        lower=lower,
-        upper=upper,
-        lower_inclusive=lower_inclusive,
-        upper_inclusive=upper_inclusive,
-        finite=finite,
-    )
-    if not bool(jnp.all(ok)):
+    # A concrete array closed over inside jax.jit is still concrete: evaluate the
+    # predicate now rather than staging it into the trace.
+    with jax.ensure_compile_time_eval():
+        ok = in_range(
+            x,
+            lower=lower,
+            upper=upper,
+            lower_inclusive=lower_inclusive,
+            upper_inclusive=upper_inclusive,
+            finite=finite,
+        )
+        all_ok = bool(jnp.all(ok))
+    if not all_ok:
         lo = "-inf" if lower is None else f"{lower:g}"
         hi = "inf" if upper is None else f"{upper:g}"
         lb = "[" if lower_inclusive and lower is not None else "("
@@ -134,6 +138,23 @@ def check_choice(name: str, value: str, choices: Iterable[str] | Mapping) -> str
     if value not in valid:
         raise ValueError(f"unknown {name} {value!r}; valid: {', '.join(sorted(valid))}")
     return value
+
+
+def positive_inputs(**inputs: ArrayLike) -> tuple[jax.Array, list[jax.Array]]:
+    """Check, broadcast and sanitize inputs that must be finite and > 0.
+
+    Concrete bad values raise (naming the argument); shapes must broadcast. Returns
+    the elementwise validity mask and the broadcast inputs with bad elements replaced
+    by 1, so that logs and their gradients stay finite where the caller masks the
+    output to NaN (the double-``where`` trick).
+    """
+    arrays = {k: check_positive(k, v) for k, v in inputs.items()}
+    check_shapes(**arrays)
+    values = broadcast(*arrays.values())
+    valid = positive(values[0])
+    for v in values[1:]:
+        valid = valid & positive(v)
+    return valid, [jnp.where(valid, v, 1.0) for v in values]
 
 
 def flag(valid: jax.Array, *values: jax.Array) -> list[jax.Array]:

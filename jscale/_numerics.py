@@ -19,7 +19,11 @@ def asfloat(x: ArrayLike) -> jax.Array:
     Floating inputs keep their dtype (and Python scalars stay weakly typed), so the
     result dtype of a law follows its inputs.
     """
-    if isinstance(x, (int, list, tuple)) and not isinstance(x, bool):
+    if isinstance(x, int) and not isinstance(x, bool):
+        # A Python int becomes a weakly typed float, like a Python float: it must
+        # neither overflow int32 (3e9 tokens) nor promote float32 arrays to float64.
+        return jnp.asarray(float(x))
+    if isinstance(x, (list, tuple)):
         # Python ints beyond int32 (3e9 tokens) must not pass through an int dtype.
         x = np.asarray(x)
         if not np.issubdtype(x.dtype, np.inexact):

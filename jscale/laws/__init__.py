@@ -11,11 +11,15 @@ Each family lives in its own module with a ``*Params`` NamedTuple, a pure elemen
 
 from __future__ import annotations
 
-from . import chinchilla
+from . import bnsl, chinchilla, compute, data_constrained, kaplan
 from ._registry import INPUT_NAMES, Family, Preset
+from .bnsl import BNSLParams
 from .chinchilla import ChinchillaParams
+from .compute import ComputeLawParams
+from .data_constrained import DataConstrainedParams
+from .kaplan import KaplanParams, KaplanStepsParams, PowerLawParams
 
-_MODULES = (chinchilla,)
+_MODULES = (chinchilla, kaplan, data_constrained, bnsl, compute)
 
 #: Every named preset, by name.
 PRESETS: dict[str, Preset] = {
@@ -46,12 +50,22 @@ def get(name: str) -> Preset:
 
 __all__ = [
     "INPUT_NAMES",
+    "BNSLParams",
     "ChinchillaParams",
+    "ComputeLawParams",
+    "DataConstrainedParams",
     "FAMILIES",
     "Family",
+    "KaplanParams",
+    "KaplanStepsParams",
     "PRESETS",
+    "PowerLawParams",
     "Preset",
+    "bnsl",
     "chinchilla",
+    "compute",
+    "data_constrained",
     "get",
+    "kaplan",
     "names",
 ]
