@@ -2,13 +2,57 @@
 
 Losses, FLOP/energy accounting and compute-optimal allocation as pure, jit-compiled,
 vmappable functions.
+
+>>> import jscale
+>>> plan = jscale.optimal("chinchilla-hoffmann2022", 1e24)
+>>> round(float(plan.n_params) / 1e9, 1)
+41.3
 """
 
 from __future__ import annotations
 
-from . import laws
-from .laws import ChinchillaParams
+from . import accounting, allocation, isoflop, laws
+from .accounting import budget, get_hardware, training_flops
+from .allocation import (
+    AllocationResult,
+    chinchilla_optimal,
+    kaplan_frontier,
+    kaplan_optimal,
+    optimal,
+    tokens_per_param_rule,
+)
+from .isoflop import approach2, isoflop_minimum, isoflop_slice
+from .laws import (
+    BNSLParams,
+    ChinchillaParams,
+    ComputeLawParams,
+    DataConstrainedParams,
+    KaplanParams,
+)
 
 __version__ = "0.1.0"
 
-__all__ = ["ChinchillaParams", "__version__", "laws"]
+__all__ = [
+    "AllocationResult",
+    "BNSLParams",
+    "ChinchillaParams",
+    "ComputeLawParams",
+    "DataConstrainedParams",
+    "KaplanParams",
+    "__version__",
+    "accounting",
+    "allocation",
+    "approach2",
+    "budget",
+    "chinchilla_optimal",
+    "get_hardware",
+    "isoflop",
+    "isoflop_minimum",
+    "isoflop_slice",
+    "kaplan_frontier",
+    "kaplan_optimal",
+    "laws",
+    "optimal",
+    "tokens_per_param_rule",
+    "training_flops",
+]
