@@ -74,30 +74,23 @@ def _count(text: str) -> int:
     return value
 
 
-def _law(text: str) -> str:
-    if text not in laws.PRESETS:
-        raise argparse.ArgumentTypeError(
-            f"unknown law {text!r}; valid: {', '.join(laws.names())}"
-        )
-    return text
+def _choice(kind: str, valid) -> callable:
+    """An argparse type accepting one of ``valid``; the message lists them."""
+
+    def parse(text: str) -> str:
+        if text not in valid:
+            raise argparse.ArgumentTypeError(
+                f"unknown {kind} {text!r}; valid: {', '.join(sorted(valid))}"
+            )
+        return text
+
+    parse.__name__ = kind
+    return parse
 
 
-def _hardware(text: str) -> str:
-    if text not in accounting.HARDWARE:
-        raise argparse.ArgumentTypeError(
-            f"unknown hardware {text!r}; "
-            f"valid: {', '.join(sorted(accounting.HARDWARE))}"
-        )
-    return text
-
-
-def _precision(text: str) -> str:
-    if text not in accounting.PRECISIONS:
-        raise argparse.ArgumentTypeError(
-            f"unknown precision {text!r}; "
-            f"valid: {', '.join(sorted(accounting.PRECISIONS))}"
-        )
-    return text
+_law = _choice("law", laws.PRESETS)
+_hardware = _choice("hardware", accounting.HARDWARE)
+_precision = _choice("precision", accounting.PRECISIONS)
 
 
 def _f(x) -> float:
