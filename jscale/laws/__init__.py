@@ -11,15 +11,36 @@ Each family lives in its own module with a ``*Params`` NamedTuple, a pure elemen
 
 from __future__ import annotations
 
-from . import bnsl, chinchilla, compute, data_constrained, kaplan
+from . import (
+    bnsl,
+    chinchilla,
+    compute,
+    data_constrained,
+    inference,
+    kaplan,
+    moe,
+    precision,
+)
 from ._registry import INPUT_NAMES, Family, Preset
 from .bnsl import BNSLParams
 from .chinchilla import ChinchillaParams
 from .compute import ComputeLawParams
 from .data_constrained import DataConstrainedParams
+from .inference import CoverageParams
 from .kaplan import KaplanParams, KaplanStepsParams, PowerLawParams
+from .moe import AbnarParams, ClarkParams, JointMoEParams, KrajewskiParams
+from .precision import PrecisionParams
 
-_MODULES = (chinchilla, kaplan, data_constrained, bnsl, compute)
+_MODULES = (
+    chinchilla,
+    kaplan,
+    data_constrained,
+    bnsl,
+    compute,
+    moe,
+    precision,
+    inference,
+)
 
 #: Every named preset, by name.
 PRESETS: dict[str, Preset] = {
@@ -50,22 +71,31 @@ def get(name: str) -> Preset:
 
 __all__ = [
     "INPUT_NAMES",
+    "AbnarParams",
     "BNSLParams",
     "ChinchillaParams",
+    "ClarkParams",
     "ComputeLawParams",
+    "CoverageParams",
     "DataConstrainedParams",
     "FAMILIES",
     "Family",
+    "JointMoEParams",
     "KaplanParams",
     "KaplanStepsParams",
+    "KrajewskiParams",
     "PRESETS",
     "PowerLawParams",
+    "PrecisionParams",
     "Preset",
     "bnsl",
     "chinchilla",
     "compute",
     "data_constrained",
     "get",
+    "inference",
     "kaplan",
+    "moe",
     "names",
+    "precision",
 ]

@@ -23,6 +23,14 @@ INPUT_NAMES = (
     "compute_flops",
     "steps",
     "x",
+    "n_active_params",
+    "experts",
+    "granularity",
+    "sparsity",
+    "weight_bits",
+    "activation_bits",
+    "kv_cache_bits",
+    "post_train_bits",
 )
 
 

@@ -1,0 +1,351 @@
+"""Precision-aware scaling: low-precision training and post-training quantization.
+
+Kumar et al. 2024, "Scaling Laws for Precision" (arXiv:2411.04330). Training with
+weights, activations and KV cache in fewer bits shrinks the *effective* parameter
+count, and quantizing a trained model adds a degradation that grows with the data
+it was trained on::
+
+    L = A N_eff^-alpha + B D^-beta + E + delta_PTQ,
+    N_eff = N (1 - exp(-P_w/gamma_w)) (1 - exp(-P_a/gamma_a)) (1 - exp(-P_kv/gamma_kv)),
+    delta_PTQ = C_T (D^gamma_D / N_eff^gamma_N) exp(-P_post/gamma_post).
+
+``P_w``, ``P_a``, ``P_kv`` are the training precisions (bits) of weights,
+activations and KV cache, ``P_post`` the bits the weights are quantized to after
+training (``inf``: no quantization, ``delta_PTQ = 0``). Training precision enters
+``delta_PTQ`` through ``N_eff``, as in the paper's unified form
+``delta_PTQ(N_eff, D, P_train, P_post)``; with 16-bit training ``N_eff`` is within
+0.4% of N under the App. K constants, so this matters only for low-precision
+training. N counts parameters, D training tokens; the loss is in nats per token.
+
+The cost model of the paper, ``C = (6/16) N D P`` (6ND at 16 bits, linear in the
+bits), is :func:`training_cost`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+from jax.typing import ArrayLike
+
+from .. import _checks
+from .._numerics import broadcast
+from ._registry import Family, Preset
+
+_POSITIVE = {"lower": 0.0}
+# Post-training bits may be +inf (no quantization).
+_POST_BITS = {"lower": 0.0, "finite": False}
+
+
+def _prepare(*specs) -> tuple[jax.Array, list[jax.Array]]:
+    """Check, broadcast and sanitize ``(name, value, rule)`` inputs (NaN-safe)."""
+    arrays = [_checks.check_range(name, value, **rule) for name, value, rule in specs]
+    _checks.check_shapes(**{s[0]: a for s, a in zip(specs, arrays, strict=True)})
+    arrays = broadcast(*arrays)
+    valid = jnp.ones(jnp.shape(arrays[0]), dtype=bool)
+    for (_, _, rule), a in zip(specs, arrays, strict=True):
+        valid = valid & _checks.in_range(a, **rule)
+    return valid, [jnp.where(valid, a, 1.0) for a in arrays]
+
+
+def _log_one_minus_exp_neg(t: jax.Array) -> jax.Array:
+    """``log(1 - exp(-t))`` for ``t > 0``, accurate for small and large ``t``."""
+    return jnp.where(
+        t < math.log(2.0), jnp.log(-jnp.expm1(-t)), jnp.log1p(-jnp.exp(-t))
+    )
+
+
+class PrecisionParams(NamedTuple):
+    """Constants of Kumar's precision-aware law.
+
+    Attributes:
+      A: parameter coefficient.
+      alpha: parameter exponent.
+      B: data coefficient.
+      beta: data exponent.
+      E: irreducible loss.
+      gamma_w: bits scale of weight precision in ``N_eff``.
+      gamma_a: bits scale of activation precision.
+      gamma_kv: bits scale of KV-cache precision.
+      C_T: post-training quantization coefficient.
+      gamma_D: data exponent of the quantization degradation.
+      gamma_N: parameter exponent of the quantization degradation.
+      gamma_post: bits scale of post-training precision.
+
+    Leaves may be Python floats or arrays; a leading axis holds many laws at once.
+    """
+
+    A: ArrayLike
+    alpha: ArrayLike
+    B: ArrayLike
+    beta: ArrayLike
+    E: ArrayLike
+    gamma_w: ArrayLike
+    gamma_a: ArrayLike
+    gamma_kv: ArrayLike
+    C_T: ArrayLike
+    gamma_D: ArrayLike
+    gamma_N: ArrayLike
+    gamma_post: ArrayLike
+
+
+def _log_n_eff(params, log_n, p_w, p_a, p_kv):
+    return (
+        log_n
+        + _log_one_minus_exp_neg(p_w / params.gamma_w)
+        + _log_one_minus_exp_neg(p_a / params.gamma_a)
+        + _log_one_minus_exp_neg(p_kv / params.gamma_kv)
+    )
+
+
+def _log_ptq(params, log_n_eff, log_d, p_post):
+    return (
+        jnp.log(params.C_T)
+        + params.gamma_D * log_d
+        - params.gamma_N * log_n_eff
+        - p_post / params.gamma_post
+    )
+
+
+def effective_params(
+    params: PrecisionParams,
+    n_params: ArrayLike,
+    weight_bits: ArrayLike = 16.0,
+    activation_bits: ArrayLike = 16.0,
+    kv_cache_bits: ArrayLike = 16.0,
+) -> jax.Array:
+    """Effective parameters of low-precision training (Kumar 2024, Sec. 4).
+
+    ``N_eff = N (1 - exp(-P_w/gamma_w)) (1 - exp(-P_a/gamma_a))
+    (1 - exp(-P_kv/gamma_kv))``, computed in log space.
+
+    Args:
+      params: the law's constants.
+      n_params: parameters N (> 0), any shape.
+      weight_bits: training precision of the weights P_w (> 0), broadcastable.
+      activation_bits: training precision of the activations P_a (> 0).
+      kv_cache_bits: training precision of the KV cache P_kv (> 0).
+
+    Returns:
+      ``N_eff <= N`` with the broadcast shape; NaN under ``jax.jit`` where an input
+      is invalid.
+
+    Raises:
+      ValueError: for concrete non-positive, NaN or infinite inputs, or shapes that
+        do not broadcast.
+
+    Examples:
+      >>> from jscale.laws import precision
+      >>> p = precision.KUMAR2024.params
+      >>> round(float(precision.effective_params(p, 1e9) / 1e9), 4)  # all 16-bit
+      0.9968
+      >>> round(float(precision.effective_params(p, 1e9, 4, 4, 4) / 1e9), 4)
+      0.6389
+    """
+    valid, (n, p_w, p_a, p_kv) = _prepare(
+        ("n_params", n_params, _POSITIVE),
+        ("weight_bits", weight_bits, _POSITIVE),
+        ("activation_bits", activation_bits, _POSITIVE),
+        ("kv_cache_bits", kv_cache_bits, _POSITIVE),
+    )
+    value = jnp.exp(_log_n_eff(params, jnp.log(n), p_w, p_a, p_kv))
+    return jnp.where(valid, value, jnp.nan)
+
+
+def ptq_degradation(
+    params: PrecisionParams,
+    n_params: ArrayLike,
+    n_tokens: ArrayLike,
+    post_train_bits: ArrayLike,
+    weight_bits: ArrayLike = 16.0,
+    activation_bits: ArrayLike = 16.0,
+    kv_cache_bits: ArrayLike = 16.0,
+) -> jax.Array:
+    """Loss added by post-training quantization (Kumar 2024, Sec. 3 and 5).
+
+    ``delta_PTQ = C_T (D^gamma_D / N_eff^gamma_N) exp(-P_post / gamma_post)``: it
+    grows with the training tokens D, so that past some D more pretraining makes
+    the quantized model worse.
+
+    Args:
+      params: the law's constants.
+      n_params: parameters N (> 0), any shape.
+      n_tokens: training tokens D (> 0), broadcastable.
+      post_train_bits: bits of the quantized weights P_post (> 0; ``inf`` for no
+        quantization), broadcastable.
+      weight_bits, activation_bits, kv_cache_bits: training precisions (> 0).
+
+    Returns:
+      The degradation in nats per token (>= 0) with the broadcast shape; NaN under
+      ``jax.jit`` where an input is invalid.
+
+    Raises:
+      ValueError: for concrete invalid inputs or shapes that do not broadcast.
+
+    Examples:
+      >>> from jscale.laws import precision
+      >>> p = precision.KUMAR2024.params
+      >>> round(float(precision.ptq_degradation(p, 1e9, 2e10, 4.0)), 4)
+      0.0092
+      >>> float(precision.ptq_degradation(p, 1e9, 2e10, float("inf")))
+      0.0
+    """
+    valid, (n, d, p_post, p_w, p_a, p_kv) = _prepare(
+        ("n_params", n_params, _POSITIVE),
+        ("n_tokens", n_tokens, _POSITIVE),
+        ("post_train_bits", post_train_bits, _POST_BITS),
+        ("weight_bits", weight_bits, _POSITIVE),
+        ("activation_bits", activation_bits, _POSITIVE),
+        ("kv_cache_bits", kv_cache_bits, _POSITIVE),
+    )
+    log_n_eff = _log_n_eff(params, jnp.log(n), p_w, p_a, p_kv)
+    value = jnp.exp(_log_ptq(params, log_n_eff, jnp.log(d), p_post))
+    return jnp.where(valid, value, jnp.nan)
+
+
+def loss(
+    params: PrecisionParams,
+    n_params: ArrayLike,
+    n_tokens: ArrayLike,
+    weight_bits: ArrayLike = 16.0,
+    activation_bits: ArrayLike = 16.0,
+    kv_cache_bits: ArrayLike = 16.0,
+    post_train_bits: ArrayLike = math.inf,
+) -> jax.Array:
+    """Precision-aware loss ``A N_eff^-alpha + B D^-beta + E + delta_PTQ`` (Kumar 2024).
+
+    The unified form of Sec. 5 (see the module docstring), elementwise with
+    broadcasting; every term is one ``exp`` of a sum of logs.
+
+    Args:
+      params: the law's constants.
+      n_params: parameters N (> 0), any shape.
+      n_tokens: training tokens D (> 0), broadcastable.
+      weight_bits: training precision of the weights (> 0), default 16.
+      activation_bits: training precision of the activations (> 0), default 16.
+      kv_cache_bits: training precision of the KV cache (> 0), default 16.
+      post_train_bits: bits after post-training quantization (> 0); the default
+        ``inf`` means none.
+
+    Returns:
+      The loss in nats per token with the broadcast shape. Under ``jax.jit``,
+      elements with an invalid input are NaN.
+
+    Raises:
+      ValueError: for concrete invalid inputs or shapes that do not broadcast.
+
+    Examples:
+      >>> from jscale.laws import precision
+      >>> p = precision.KUMAR2024.params
+      >>> round(float(precision.loss(p, 1e9, 2e10)), 4)  # BF16 throughout
+      3.05
+      >>> round(float(precision.loss(p, 1e9, 2e10, 4, 4, 4)), 4)  # trained in 4 bits
+      3.0861
+    """
+    valid, (n, d, p_w, p_a, p_kv, p_post) = _prepare(
+        ("n_params", n_params, _POSITIVE),
+        ("n_tokens", n_tokens, _POSITIVE),
+        ("weight_bits", weight_bits, _POSITIVE),
+        ("activation_bits", activation_bits, _POSITIVE),
+        ("kv_cache_bits", kv_cache_bits, _POSITIVE),
+        ("post_train_bits", post_train_bits, _POST_BITS),
+    )
+    log_d = jnp.log(d)
+    log_n_eff = _log_n_eff(params, jnp.log(n), p_w, p_a, p_kv)
+    value = (
+        jnp.exp(jnp.log(params.A) - params.alpha * log_n_eff)
+        + jnp.exp(jnp.log(params.B) - params.beta * log_d)
+        + params.E
+        + jnp.exp(_log_ptq(params, log_n_eff, log_d, p_post))
+    )
+    return jnp.where(valid, value, jnp.nan)
+
+
+def training_cost(
+    n_params: ArrayLike, n_tokens: ArrayLike, bits: ArrayLike = 16.0
+) -> jax.Array:
+    """Kumar's cost model ``C = (6/16) N D P``: 6ND at 16 bits, linear in the bits.
+
+    The unit is a 16-bit FLOP: training in P bits costs ``P/16`` of the BF16 run
+    (Kumar 2024, Sec. 4.3, with weights, activations and KV cache in P bits).
+
+    Args:
+      n_params: parameters N (> 0).
+      n_tokens: training tokens D (> 0).
+      bits: training precision P (> 0).
+
+    Returns:
+      The cost with the broadcast shape; NaN under jit for invalid elements.
+
+    Raises:
+      ValueError: for concrete invalid inputs or shapes that do not broadcast.
+
+    Examples:
+      >>> from jscale.laws import precision
+      >>> f"{float(precision.training_cost(1e9, 2e10, 8)):.3g}"
+      '6e+19'
+    """
+    valid, (n, d, p) = _prepare(
+        ("n_params", n_params, _POSITIVE),
+        ("n_tokens", n_tokens, _POSITIVE),
+        ("bits", bits, _POSITIVE),
+    )
+    return jnp.where(valid, (6.0 / 16.0) * n * d * p, jnp.nan)
+
+
+FAMILY = Family(
+    name="precision",
+    params_type=PrecisionParams,
+    loss=loss,
+    inputs=(
+        "n_params",
+        "n_tokens",
+        "weight_bits",
+        "activation_bits",
+        "kv_cache_bits",
+        "post_train_bits",
+    ),
+    formula=(
+        "L = A N_eff^-alpha + B D^-beta + E + C_T D^gamma_D N_eff^-gamma_N "
+        "exp(-P_post/gamma_post); N_eff = N prod_x (1 - exp(-P_x/gamma_x)), "
+        "x in {w, a, kv}"
+    ),
+)
+
+KUMAR2024 = Preset(
+    name="precision-kumar2024",
+    family=FAMILY,
+    params=PrecisionParams(
+        A=4.299e3,
+        alpha=0.4965,
+        B=1.806e4,
+        beta=0.4965,
+        E=2.7648,
+        gamma_w=2.6745,
+        gamma_a=2.2102,
+        gamma_kv=0.9578,
+        C_T=0.0598,
+        gamma_D=0.5068,
+        gamma_N=0.3439,
+        gamma_post=0.5907,
+    ),
+    citation=(
+        "Kumar et al. 2024, Scaling Laws for Precision, arXiv:2411.04330, unified "
+        "form (Sec. 5) with the fitted constants of App. K (alpha = beta tied)"
+    ),
+    units=(
+        "N: parameters; D: training tokens; precisions in bits (integer "
+        "quantization); loss: nats/token (Dolma, OLMo-style models up to 1.7B)"
+    ),
+    notes=(
+        "The authors say these constants are unlikely to transfer to other setups "
+        "and describe offset terms loosely: an illustration of the functional "
+        "forms, not a predictor. delta_PTQ here uses N_eff (training precision "
+        "enters through it); the paper's exact treatment of P_train inside "
+        "delta_PTQ was not re-read."
+    ),
+)
+
+PRESETS = {p.name: p for p in (KUMAR2024,)}
