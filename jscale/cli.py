@@ -9,6 +9,7 @@ code 2. The CLI is an application, so it computes in float64 (scoped with
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import math
 import sys
@@ -174,54 +175,71 @@ def cmd_laws(args) -> dict:
     return {"laws": described}
 
 
+#: The ``jscale loss`` option for each law input (:data:`jscale.laws.INPUT_NAMES`).
+INPUT_OPTIONS = {
+    "n_params": ("--params", "parameters N"),
+    "n_tokens": ("--tokens", "training tokens D"),
+    "unique_tokens": ("--unique-tokens", "unique tokens U"),
+    "compute_flops": ("--compute", "training FLOPs C (D = C / 6N)"),
+    "steps": ("--steps", "optimizer steps S"),
+    "x": ("--x", "the input of a one-input law (BNSL)"),
+    "n_active_params": ("--active-params", "active parameters per token (MoE)"),
+    "experts": ("--experts", "experts per routed layer E (MoE)"),
+    "granularity": ("--granularity", "expert granularity G (fine-grained MoE)"),
+    "sparsity": ("--sparsity", "MoE sparsity S = (E - K) / E"),
+    "weight_bits": ("--weight-bits", "training precision of weights, bits"),
+    "activation_bits": ("--activation-bits", "training precision of activations"),
+    "kv_cache_bits": ("--kv-cache-bits", "training precision of the KV cache"),
+    "post_train_bits": ("--post-train-bits", "post-training quantization, bits"),
+}
+
+
+def _optional_inputs(preset: laws.Preset) -> set[str]:
+    """Inputs of the family's loss that have a default value."""
+    signature = inspect.signature(preset.family.loss)
+    return {
+        name
+        for name, param in signature.parameters.items()
+        if param.default is not inspect.Parameter.empty
+    }
+
+
 def _inputs(args, preset: laws.Preset) -> dict[str, float]:
     """Resolve the family's inputs from the options, using C = 6 N D where needed."""
-    given = {
-        "n_params": args.params,
-        "n_tokens": args.tokens,
-        "unique_tokens": args.unique_tokens,
-        "compute_flops": args.compute,
-        "steps": args.steps,
-        "x": args.x,
-    }
+    given = {name: getattr(args, name) for name in INPUT_OPTIONS}
     need = preset.family.inputs
-    c, n, d = given["compute_flops"], given["n_params"], given["n_tokens"]
+    option = {name: flag for name, (flag, _) in INPUT_OPTIONS.items()}
+    size = "n_active_params" if "n_active_params" in need else "n_params"
+    c, n, d = given["compute_flops"], given[size], given["n_tokens"]
     if c is not None and "compute_flops" not in need:
         if "n_tokens" in need and d is None and n is not None:
             given["n_tokens"] = c / (6.0 * n)
-        elif "n_params" in need and n is None and d is not None:
-            given["n_params"] = c / (6.0 * d)
+        elif size in need and n is None and d is not None:
+            given[size] = c / (6.0 * d)
         else:
             raise CLIError(
                 f"jscale loss: error: --compute applies to law {preset.name!r} only "
-                "with exactly one of --params or --tokens (D = C / (6 N))"
+                f"with exactly one of {option[size]} or --tokens (D = C / (6 N))"
             )
-    option = {
-        "n_params": "--params",
-        "n_tokens": "--tokens",
-        "unique_tokens": "--unique-tokens",
-        "compute_flops": "--compute",
-        "steps": "--steps",
-        "x": "--x",
-    }
-    missing = [option[k] for k in need if given[k] is None]
+    optional = _optional_inputs(preset)
+    missing = [option[k] for k in need if given[k] is None and k not in optional]
     if missing:
         raise CLIError(
             f"jscale loss: error: law {preset.name!r} needs {', '.join(missing)} "
             f"(inputs: {', '.join(option[k] for k in need)})"
         )
     extra = [option[k] for k, v in given.items() if v is not None and k not in need]
-    if extra and not (args.compute is not None and extra == ["--compute"]):
+    if extra and not (args.compute_flops is not None and extra == ["--compute"]):
         raise CLIError(
             f"jscale loss: error: law {preset.name!r} does not take {', '.join(extra)}"
         )
-    return {k: given[k] for k in need}
+    return {k: given[k] for k in need if given[k] is not None}
 
 
 def cmd_loss(args) -> dict:
     preset = laws.get(args.law)
     inputs = _inputs(args, preset)
-    value = preset.loss(*inputs.values())
+    value = preset.loss(**inputs)
     out = {
         "law": preset.name,
         "family": preset.family.name,
@@ -242,11 +260,103 @@ def cmd_loss(args) -> dict:
     return out
 
 
+_COST_OPTIONS = {
+    "train_gpu": "train_hardware",
+    "train_precision": "train_precision",
+    "train_mfu": "train_mfu",
+    "train_price": "train_price",
+    "inference_gpu": "inference_hardware",
+    "inference_precision": "inference_precision",
+    "prefill_mfu": "prefill_mfu",
+    "decode_mfu": "decode_mfu",
+    "inference_price": "inference_price",
+}
+
+
+def _scenario_plan(args, preset: laws.Preset) -> dict:
+    """``optimal`` with --max-epochs, --inference-tokens, --target-loss or costs."""
+    cost_given = [k for k in _COST_OPTIONS if getattr(args, k) is not None]
+    costed = args.input_tokens is not None or args.output_tokens is not None
+    if (cost_given or costed) and args.target_loss is None:
+        flag = "--" + (cost_given[0] if cost_given else "input_tokens")
+        raise CLIError(
+            f"jscale optimal: error: {flag.replace('_', '-')} needs --target-loss "
+            "(the lifetime-cost scenario)"
+        )
+    if costed and args.inference_tokens is not None:
+        raise CLIError(
+            "jscale optimal: error: give --inference-tokens (FLOPs) or "
+            "--input-tokens/--output-tokens (dollars), not both"
+        )
+    family = preset.family.name
+    dc = family == laws.data_constrained.FAMILY.name
+    if args.max_epochs is not None and args.unique_tokens is None:
+        raise CLIError("jscale optimal: error: --max-epochs needs --unique-tokens")
+    option = "--target-loss" if args.target_loss is not None else "--compute"
+    try:
+        if costed:
+            if preset.family.inputs != ("n_params", "n_tokens"):
+                raise CLIError(
+                    f"jscale optimal: error: the cost scenario needs a law of (N, D); "
+                    f"{preset.name!r} is of family {family!r}"
+                )
+            kwargs = dict(allocation.SARDANA_COST_DEFAULTS)
+            for key, name in _COST_OPTIONS.items():
+                if getattr(args, key) is not None:
+                    kwargs[name] = getattr(args, key)
+            r = allocation.inference_cost_optimal(
+                preset.family.loss,
+                preset.params,
+                args.target_loss,
+                args.input_tokens or 0.0,
+                args.output_tokens or 0.0,
+                **kwargs,
+            )
+        else:
+            r = allocation.optimal(
+                preset,
+                args.compute,
+                unique_tokens=args.unique_tokens,
+                max_epochs=args.max_epochs,
+                inference_tokens=args.inference_tokens,
+                target_loss=args.target_loss,
+            )
+    except ValueError as e:
+        raise CLIError(f"jscale optimal: error: {option}: {e}") from None
+    status = int(r.status)
+    out = {
+        "law": preset.name,
+        "compute_flops": _f(r.compute_flops),
+        "n_params": _f(r.n_params),
+        "n_tokens": _f(r.n_tokens),
+        "tokens_per_param": _f(r.tokens_per_param),
+        "loss": _f(r.loss),
+        "status": allocation.STATUS_MESSAGES[status].split(":")[0],
+    }
+    if dc and args.unique_tokens is not None:
+        out["unique_tokens"] = args.unique_tokens
+        out["epochs"] = _f(r.n_tokens / args.unique_tokens)
+        if args.max_epochs is not None:
+            out["max_epochs"] = args.max_epochs
+    if args.target_loss is not None:
+        out["target_loss"] = args.target_loss
+    if args.inference_tokens is not None:
+        out["inference_tokens"] = args.inference_tokens
+    if costed:
+        out["input_tokens"] = args.input_tokens or 0.0
+        out["output_tokens"] = args.output_tokens or 0.0
+        out["cost_usd"] = _f(r.cost_usd)
+    if r.inference_flops is not None:
+        out["inference_flops"] = _f(r.inference_flops)
+        out["lifetime_flops"] = _f(r.lifetime_flops)
+    return out
+
+
 def cmd_optimal(args) -> dict:
     preset = laws.get(args.law)
-    out = _plan(preset, args.compute, args.unique_tokens)
+    out = _scenario_plan(args, preset)
     out["citation"] = preset.citation
-    out["rules_of_thumb"] = _rules_of_thumb(args.compute)
+    out["rules_of_thumb"] = _rules_of_thumb(out["compute_flops"])
     if not args.json:
         default = " (default budget)" if args.compute_was_default else ""
         print(f"Compute-optimal allocation under {preset.name}{default}")
@@ -260,6 +370,13 @@ def cmd_optimal(args) -> dict:
         ]
         if "epochs" in out:
             rows.insert(4, ("epochs", f"{out['epochs']:.3g}"))
+        for key, label in (
+            ("lifetime_flops", "lifetime FLOPs"),
+            ("inference_flops", "inference FLOPs"),
+            ("cost_usd", "lifetime cost ($)"),
+        ):
+            if out.get(key) is not None:
+                rows.insert(-1, (label, f"{out[key]:.4g}"))
         _print_table(rows)
         print(f"source: {preset.citation}")
         r20 = out["rules_of_thumb"]["tokens_per_param_20"]
@@ -389,6 +506,125 @@ def cmd_isoflop(args) -> dict:
     return out
 
 
+def _pairs(items, option: str) -> dict[str, str]:
+    """``NAME=VALUE`` options as a dict; a malformed one is a one-line error."""
+    out = {}
+    for item in items or ():
+        name, sep, value = item.partition("=")
+        if not sep or not name or not value:
+            raise CLIError(
+                f"jscale fit: error: {option} expects NAME=VALUE, got {item!r}"
+            )
+        out[name.strip()] = value.strip()
+    return out
+
+
+def _fit_number(text: str, option: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise CLIError(
+            f"jscale fit: error: {option}: expected a number, got {text!r}"
+        ) from None
+    if not math.isfinite(value):
+        raise CLIError(f"jscale fit: error: {option}: must be finite, got {text}")
+    return value
+
+
+def cmd_fit(args) -> dict:
+    from . import fitting  # imported here: the other commands do not need it
+
+    columns = _pairs(args.column, "--column")
+    freeze = {
+        k: _fit_number(v, "--freeze")
+        for k, v in _pairs(args.freeze, "--freeze").items()
+    }
+    bounds = {}
+    for name, text in _pairs(args.bound, "--bound").items():
+        lo, sep, hi = text.partition(":")
+        if not sep:
+            raise CLIError(
+                f"jscale fit: error: --bound expects NAME=LOW:HIGH, got {text!r}"
+            )
+        bounds[name] = (
+            _fit_number(lo, "--bound") if lo else None,
+            _fit_number(hi, "--bound") if hi else None,
+        )
+    tie = [tuple(t.split("=")) for t in args.tie or ()]
+    if any(len(t) < 2 or not all(t) for t in tie):
+        raise CLIError("jscale fit: error: --tie expects NAME=NAME[=NAME...]")
+    starts = None
+    if args.start:
+        starts = [[_fit_number(v, "--start") for v in s.split(",")] for s in args.start]
+    options = dict(
+        objective=args.objective,
+        delta=args.delta,
+        freeze=freeze,
+        tie=tie,
+        bounds=bounds,
+    )
+    obs = fitting.observations(args.file, args.law, columns=columns)
+    result = fitting.fit(obs, args.law, starts=starts, **options)
+    counts = np.bincount(np.asarray(result.starts.status), minlength=5)
+    status_names = {c: m.split(":")[0] for c, m in fitting.STATUS_MESSAGES.items()}
+    out = {
+        "law": args.law,
+        "file": str(args.file),
+        "observations": int(obs.loss.shape[0]),
+        "params": {k: _f(v) for k, v in fitting.named(result).items()},
+        "objective": _f(result.objective),
+        "status": status_names[int(result.status)],
+        "decrement": _f(result.decrement),
+        "starts": {status_names[c]: int(n) for c, n in enumerate(counts) if n},
+        "settings": result.settings,
+    }
+    if args.objective == "ml":
+        out["scale"] = _f(result.scale)
+    if args.bootstrap:
+        boot = fitting.bootstrap(
+            jax.random.key(args.seed),
+            obs,
+            args.law,
+            num_resamples=args.bootstrap,
+            init=result,
+            confidence=args.confidence,
+            **options,
+        )
+        bcounts = np.bincount(np.asarray(boot.fits.status), minlength=5)
+        low, high = fitting.named(boot, "low"), fitting.named(boot, "high")
+        out["stderr"] = {k: _f(v) for k, v in fitting.named(boot, "stderr").items()}
+        out["intervals"] = {k: [_f(low[k]), _f(high[k])] for k in low}
+        out["bootstrap"] = {
+            "resamples": args.bootstrap,
+            "confidence": args.confidence,
+            "seed": args.seed,
+            "status": {status_names[c]: int(n) for c, n in enumerate(bcounts) if n},
+        }
+    if not args.json:
+        print(
+            f"{args.law} fit to {out['observations']} runs in {args.file} "
+            f"({args.objective}, delta={args.delta:g})"
+        )
+        rows = []
+        for name, value in out["params"].items():
+            text = f"{value:.6g}"
+            if "stderr" in out:
+                lo, hi = out["intervals"][name]
+                text += (
+                    f"  (se {out['stderr'][name]:.3g}; "
+                    f"{100 * args.confidence:g}% interval {lo:.4g} .. {hi:.4g})"
+                )
+            rows.append((name, text))
+        rows.append(("objective", f"{out['objective']:.10g}"))
+        rows.append(("status", f"{out['status']} (decrement {out['decrement']:.2g})"))
+        rows.append(("starts", ", ".join(f"{k} {v}" for k, v in out["starts"].items())))
+        if "bootstrap" in out:
+            b = out["bootstrap"]["status"]
+            rows.append(("bootstrap", ", ".join(f"{k} {v}" for k, v in b.items())))
+        _print_table(rows)
+    return out
+
+
 # ------------------------------------------------------------------------------- parser
 
 
@@ -420,12 +656,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("loss", help="evaluate a law")
     common(p)
-    p.add_argument("--params", type=positive, help="parameters N")
-    p.add_argument("--tokens", type=positive, help="training tokens D")
-    p.add_argument("--unique-tokens", type=positive, help="unique tokens U")
-    p.add_argument("--compute", type=positive, help="training FLOPs C (D = C / 6N)")
-    p.add_argument("--steps", type=positive, help="optimizer steps S")
-    p.add_argument("--x", type=positive, help="the input of a one-input law (BNSL)")
+    for name, (flag, text) in INPUT_OPTIONS.items():
+        # Ranges beyond positivity (sparsity < 1, ...) are checked by the law itself.
+        kind = _number(None) if name in ("sparsity", "post_train_bits") else positive
+        p.add_argument(flag, dest=name, type=kind, help=text)
     p.set_defaults(func=cmd_loss)
 
     p = sub.add_parser("optimal", help="compute-optimal N and D for a FLOP budget")
@@ -437,6 +671,43 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"training FLOPs C (default {DEFAULT_COMPUTE:g})",
     )
     p.add_argument("--unique-tokens", type=positive, help="unique tokens U available")
+    p.add_argument(
+        "--max-epochs", type=positive, help="at most this many passes over U (D <= eU)"
+    )
+    nonnegative = _number(0.0, inclusive=True)
+    p.add_argument(
+        "--inference-tokens",
+        type=nonnegative,
+        help="lifetime inference tokens: --compute becomes the lifetime budget "
+        "6ND + 2N*T, or with --target-loss, minimize it",
+    )
+    p.add_argument(
+        "--target-loss",
+        type=positive,
+        help="reach this loss at the least lifetime FLOPs (or cost); no --compute",
+    )
+    p.add_argument(
+        "--input-tokens", type=nonnegative, help="lifetime prefill tokens (cost)"
+    )
+    p.add_argument(
+        "--output-tokens", type=nonnegative, help="lifetime decode tokens (cost)"
+    )
+    fraction = _number(0.0, upper=1.0)
+    p.add_argument("--train-gpu", type=_hardware, help="training hardware (h100-sxm)")
+    p.add_argument("--train-precision", type=_precision, help="training dtype (bf16)")
+    p.add_argument("--train-mfu", type=fraction, help="training MFU (0.5)")
+    p.add_argument("--train-price", type=positive, help="$ per training GPU-hour (2)")
+    p.add_argument(
+        "--inference-gpu", type=_hardware, help="inference hardware (h100-sxm)"
+    )
+    p.add_argument(
+        "--inference-precision", type=_precision, help="inference dtype (fp8)"
+    )
+    p.add_argument("--prefill-mfu", type=fraction, help="prefill MFU (0.5)")
+    p.add_argument("--decode-mfu", type=fraction, help="decode MFU (0.01)")
+    p.add_argument(
+        "--inference-price", type=positive, help="$ per inference GPU-hour (2)"
+    )
     p.set_defaults(func=cmd_optimal)
 
     p = sub.add_parser("budget", help="GPUs and time to FLOPs, energy, cost and plan")
@@ -471,6 +742,45 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--unique-tokens", type=positive, help="unique tokens U available")
     p.set_defaults(func=cmd_isoflop)
+
+    p = sub.add_parser("fit", help="fit a law family to runs in a CSV (Approach 3)")
+    p.add_argument(
+        "file",
+        help="CSV with columns n_params, n_tokens (or compute_flops), loss "
+        "(and unique_tokens / x where the family needs them)",
+    )
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument(
+        "--law",
+        type=_choice(
+            "law family", ("chinchilla", "kaplan", "data-constrained", "bnsl")
+        ),
+        default="chinchilla",
+        help="family to fit (default chinchilla)",
+    )
+    p.add_argument("--bootstrap", type=_count, metavar="K", help="bootstrap resamples")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    p.add_argument("--confidence", type=_number(0.0, upper=1.0), default=0.95)
+    p.add_argument("--objective", choices=("huber", "ml"), default="huber")
+    p.add_argument("--delta", type=positive, default=1e-3, help="Huber threshold")
+    p.add_argument(
+        "--column",
+        action="append",
+        metavar="INPUT=COLUMN",
+        help="read an input from another column, e.g. n_params=N",
+    )
+    p.add_argument("--freeze", action="append", metavar="NAME=VALUE")
+    p.add_argument(
+        "--tie", action="append", metavar="NAME=NAME", help="e.g. alpha=beta"
+    )
+    p.add_argument("--bound", action="append", metavar="NAME=LOW:HIGH")
+    p.add_argument(
+        "--start",
+        action="append",
+        metavar="C1,C2,...",
+        help="a start in fitted coordinates (default: the family's grid)",
+    )
+    p.set_defaults(func=cmd_fit)
     return parser
 
 
@@ -480,9 +790,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = parser.parse_args(argv)
         if args.command == "optimal":
-            args.compute_was_default = args.compute is None
-            if args.compute is None:
+            args.compute_was_default = args.compute is None and args.target_loss is None
+            if args.compute is None and args.target_loss is None:
                 args.compute = DEFAULT_COMPUTE
+            elif args.compute is not None and args.target_loss is not None:
+                raise CLIError(
+                    "jscale optimal: error: give --compute (a budget) or "
+                    "--target-loss (a quality target), not both"
+                )
         if args.command == "isoflop" and args.points < 3:
             raise CLIError("jscale isoflop: error: argument --points: must be >= 3")
         with jax.enable_x64(True):

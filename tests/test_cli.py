@@ -232,3 +232,61 @@ def test_console_entry_point():
         check=True,
     )
     assert json.loads(proc.stdout)["compute_flops"] == 1e22
+
+
+def test_every_law_input_has_a_loss_option():
+    import inspect
+
+    assert set(cli.INPUT_OPTIONS) == set(laws.INPUT_NAMES)
+    for name in laws.names():
+        preset = laws.get(name)
+        params = list(inspect.signature(preset.family.loss).parameters)[1:]
+        assert list(preset.family.inputs) == params, name
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        [
+            "--law",
+            "moe-ludziejewski2025",
+            "--active-params",
+            "1e9",
+            "--tokens",
+            "2e10",
+            "--experts",
+            "8",
+        ],
+        [
+            "--law",
+            "moe-krajewski2024",
+            "--params",
+            "1e9",
+            "--tokens",
+            "2e10",
+            "--granularity",
+            "4",
+        ],
+        ["--law", "moe-clark2022-sbase", "--active-params", "1e9", "--experts", "64"],
+        [
+            "--law",
+            "precision-kumar2024",
+            "--params",
+            "1e9",
+            "--tokens",
+            "2e10",
+            "--weight-bits",
+            "8",
+        ],
+        ["--law", "kaplan2020-steps", "--params", "1e9", "--steps", "1e5"],
+        ["--law", "caballero2022-figure1", "--x", "1e10"],
+    ],
+)
+def test_loss_for_every_family(capsys, argv):
+    import jax
+
+    out = run_json(capsys, "loss", *argv)
+    preset = laws.get(argv[1])
+    inputs = {k: v for k, v in out.items() if k in preset.family.inputs}
+    with jax.enable_x64(True):
+        assert math.isclose(out["loss"], float(preset.loss(**inputs)), rel_tol=1e-12)
