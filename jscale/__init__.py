@@ -11,16 +11,22 @@ vmappable functions.
 
 from __future__ import annotations
 
-from . import accounting, allocation, isoflop, laws
+from . import accounting, allocation, fitting, isoflop, laws
 from .accounting import budget, get_hardware, training_flops
 from .allocation import (
     AllocationResult,
     chinchilla_optimal,
+    data_constrained_optimal,
+    dense_optimal,
+    inference_budget_optimal,
+    inference_cost_optimal,
+    inference_target_optimal,
     kaplan_frontier,
     kaplan_optimal,
     optimal,
     tokens_per_param_rule,
 )
+from .fitting import bootstrap, fit
 from .isoflop import approach2, isoflop_minimum, isoflop_slice
 from .laws import (
     BNSLParams,
@@ -43,9 +49,17 @@ __all__ = [
     "accounting",
     "allocation",
     "approach2",
+    "bootstrap",
     "budget",
     "chinchilla_optimal",
+    "data_constrained_optimal",
+    "dense_optimal",
+    "fit",
+    "fitting",
     "get_hardware",
+    "inference_budget_optimal",
+    "inference_cost_optimal",
+    "inference_target_optimal",
     "isoflop",
     "isoflop_minimum",
     "isoflop_slice",
