@@ -156,3 +156,18 @@ def test_bad_input_under_jit_is_nan():
 def test_unknown_preset_lists_valid_names():
     with pytest.raises(ValueError, match="chinchilla-hoffmann2022"):
         laws.get("chinchilla-2099")
+
+
+def test_param_gradients_finite_with_bad_elements_under_jit():
+    # A NaN-flagged element must not poison gradients of the other elements (fits and
+    # Monte Carlo sum over batches): the bad inputs are replaced before the log.
+    p = chinchilla.ChinchillaParams(1.8, 480.0, 2000.0, 0.35, 0.37)
+    n = jnp.array([1e9, 0.0, -1.0, 2e9])
+    d = jnp.array([2e10, 1e10, 1e10, 4e10])
+
+    def total(q, n, d):
+        out = chinchilla.loss(q, n, d)
+        return jnp.sum(jnp.where(jnp.isnan(out), 0.0, out))
+
+    grads = jax.jit(jax.grad(total))(p, n, d)
+    assert all(np.isfinite(g) for g in grads)

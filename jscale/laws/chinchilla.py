@@ -17,7 +17,7 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from .. import _checks
-from .._numerics import broadcast, power_term
+from .._numerics import power_term
 from ._registry import Family, Preset
 
 
@@ -62,16 +62,13 @@ def loss(
       >>> round(float(chinchilla.loss(p, 70e9, 1.4e12)), 3)  # Chinchilla itself
       1.937
     """
-    n = _checks.check_positive("n_params", n_params)
-    d = _checks.check_positive("n_tokens", n_tokens)
-    _checks.check_shapes(n_params=n, n_tokens=d)
-    n, d = broadcast(n, d)
+    valid, (n, d) = _checks.positive_inputs(n_params=n_params, n_tokens=n_tokens)
     value = (
         params.E
         + power_term(jnp.log(params.A), params.alpha, jnp.log(n))
         + power_term(jnp.log(params.B), params.beta, jnp.log(d))
     )
-    return jnp.where(_checks.positive(n) & _checks.positive(d), value, jnp.nan)
+    return jnp.where(valid, value, jnp.nan)
 
 
 FAMILY = Family(
