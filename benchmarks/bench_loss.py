@@ -22,7 +22,8 @@ Rows per dtype and size:
 
 The floor is the slower of the two floor rows; ``time / floor`` is each row's
 median over it. Compile time is measured separately (ahead-of-time lowering and
-compilation) and excluded from the medians.
+compilation) and excluded from the medians. After timing, each loss row is called
+once more and compared with NumPy (``max rel err``; ``ok`` within ``RTOL``).
 """
 
 from __future__ import annotations

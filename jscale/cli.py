@@ -100,22 +100,26 @@ def _f(x) -> float:
     return value if math.isfinite(value) else None
 
 
-def _plan(preset: laws.Preset, compute: float, unique_tokens: float | None) -> dict:
-    """The compute-optimal plan for one budget, as a flat dict."""
-    try:
-        r = allocation.optimal(preset, compute, unique_tokens=unique_tokens)
-    except ValueError as e:
-        raise CLIError(f"--compute: {e}") from None
-    status = int(r.status)
-    out = {
+def _result(preset: laws.Preset, r: allocation.AllocationResult) -> dict:
+    """The keys every plan reports (a public JSON contract)."""
+    return {
         "law": preset.name,
         "compute_flops": _f(r.compute_flops),
         "n_params": _f(r.n_params),
         "n_tokens": _f(r.n_tokens),
         "tokens_per_param": _f(r.tokens_per_param),
         "loss": _f(r.loss),
-        "status": allocation.STATUS_MESSAGES[status].split(":")[0],
+        "status": allocation.STATUS_MESSAGES[int(r.status)].split(":")[0],
     }
+
+
+def _plan(preset: laws.Preset, compute: float, unique_tokens: float | None) -> dict:
+    """The compute-optimal plan for one budget, as a flat dict."""
+    try:
+        r = allocation.optimal(preset, compute, unique_tokens=unique_tokens)
+    except ValueError as e:
+        raise CLIError(f"--compute: {e}") from None
+    out = _result(preset, r)
     if unique_tokens is not None:
         out["unique_tokens"] = unique_tokens
         out["epochs"] = _f(r.n_tokens / unique_tokens)
@@ -323,16 +327,7 @@ def _scenario_plan(args, preset: laws.Preset) -> dict:
             )
     except ValueError as e:
         raise CLIError(f"jscale optimal: error: {option}: {e}") from None
-    status = int(r.status)
-    out = {
-        "law": preset.name,
-        "compute_flops": _f(r.compute_flops),
-        "n_params": _f(r.n_params),
-        "n_tokens": _f(r.n_tokens),
-        "tokens_per_param": _f(r.tokens_per_param),
-        "loss": _f(r.loss),
-        "status": allocation.STATUS_MESSAGES[status].split(":")[0],
-    }
+    out = _result(preset, r)
     if dc and args.unique_tokens is not None:
         out["unique_tokens"] = args.unique_tokens
         out["epochs"] = _f(r.n_tokens / args.unique_tokens)
