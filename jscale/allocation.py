@@ -25,7 +25,6 @@ from jax.typing import ArrayLike
 
 from . import _checks, _solver
 from ._numerics import asfloat
-from .isoflop import isoflop_minimum
 from .laws import chinchilla, data_constrained, kaplan
 from .laws._registry import Preset
 
@@ -85,7 +84,7 @@ class AllocationResult(NamedTuple):
         return self.n_tokens / self.n_params
 
 
-def _finish(log_n, log_d, loss, compute_flops, extra_status=None) -> AllocationResult:
+def _finish(log_n, log_d, loss, compute_flops) -> AllocationResult:
     """Status and NaN flags for an allocation computed in log space; raise eagerly."""
     n, d = jnp.exp(log_n), jnp.exp(log_d)
     status = jnp.where((log_n < 0) | (log_d < 0), INFEASIBLE, CONVERGED)
@@ -93,8 +92,6 @@ def _finish(log_n, log_d, loss, compute_flops, extra_status=None) -> AllocationR
         jnp.isfinite(n) & jnp.isfinite(d) & jnp.isfinite(loss), status, NONFINITE
     )
     status = jnp.where(_checks.positive(compute_flops), status, INFEASIBLE)
-    if extra_status is not None:
-        status = jnp.where(status == CONVERGED, extra_status, status)
     status = status.astype(jnp.int32)
     bad = (status == INFEASIBLE) | (status == NONFINITE)
     n, d, loss = _checks.flag(~bad, n, d, loss)
@@ -172,33 +169,6 @@ def kaplan_optimal(
     log_d = log_c6 - log_n
     bracket = jnp.logaddexp(p * (jnp.log(n_c) - log_n), jnp.log(d_c) - log_d)
     return _finish(log_n, log_d, jnp.exp(alpha_d * bracket), c)
-
-
-def isoflop_optimal(
-    loss_fn, params, compute_flops: ArrayLike, *args: ArrayLike, **search
-) -> AllocationResult:
-    """Numerical optimum of any law along ``C = 6 N D``.
-
-    A bounded, derivative-guided 1-D search in ``log N`` on each isoFLOP slice (see
-    :func:`jscale.isoflop.isoflop_minimum`, whose keyword options ``search`` are
-    passed on). Elements whose optimum sits at the edge of the searched range come
-    back with status ``AT_BOUND``.
-
-    Args:
-      loss_fn: ``loss_fn(params, n_params, n_tokens, *args)``, a module-level function.
-      params: the law's constants.
-      compute_flops: budgets C in FLOPs (> 0).
-      *args: further inputs of ``loss_fn`` (e.g. unique tokens).
-
-    Returns:
-      An :class:`AllocationResult`.
-    """
-    c = _checks.check_positive("compute_flops", compute_flops)
-    m = isoflop_minimum(loss_fn, params, c, *args, **search)
-    shape = m.n_params.shape
-    c = jnp.broadcast_to(c, shape)
-    extra = jnp.where(m.at_bound, AT_BOUND, CONVERGED)
-    return _finish(jnp.log(m.n_params), jnp.log(m.n_tokens), m.loss, c, extra)
 
 
 def tokens_per_param_rule(

@@ -38,11 +38,12 @@ from jax.typing import ArrayLike
 
 from .. import _checks
 from .._numerics import power_term
+from ..accounting import FLOPS_PER_PF_DAY
 from . import compute
 from ._registry import Family, Preset
 
 #: FLOPs in one PF-day: 1e15 FLOP/s for 86400 s (Kaplan 2020, Sec. 1.2 notation).
-PF_DAY_FLOPS = 8.64e19
+PF_DAY_FLOPS = FLOPS_PER_PF_DAY
 
 
 class KaplanParams(NamedTuple):
