@@ -1,14 +1,5 @@
-"""Compute-optimal allocation: closed forms, rules of thumb, and the optimum of any law.
-
-Under a training budget ``C = 6 N D`` (Hoffmann et al. 2022, Sec. 3.3), choose the
-parameters N and tokens D that minimize the loss. For the Chinchilla form the optimum
-has a closed form (Hoffmann 2022, Eq. 4); so does Kaplan's joint law along the
-isoFLOP line; other laws are minimized numerically along their isoFLOP slices.
-
-Results carry a per-element ``status`` (0 means ok; see :data:`STATUS_MESSAGES`).
-Concrete inputs that make a problem infeasible raise ``ValueError``; under ``jax.jit``
-such elements come back with ``status == INFEASIBLE`` and NaN outputs.
-"""
+"""The allocation engine, the closed forms and the dense, data-constrained and
+inference-aware scenarios (re-exported by :mod:`jscale.allocation`)."""
 
 from __future__ import annotations
 
@@ -23,10 +14,10 @@ import numpy as np
 import optax
 from jax.typing import ArrayLike
 
-from . import _checks, _solver
-from ._numerics import asfloat
-from .laws import chinchilla, data_constrained, kaplan
-from .laws._registry import Preset
+from .. import _checks, _solver
+from .._numerics import asfloat
+from ..laws import chinchilla, data_constrained, kaplan
+from ..laws._registry import Preset
 
 #: Per-element status codes of an allocation.
 CONVERGED, MAX_STEPS, INFEASIBLE, NONFINITE, AT_BOUND = 0, 1, 2, 3, 4
@@ -1174,7 +1165,7 @@ SARDANA_COST_DEFAULTS = {
 
 def _usd_per_flop(hardware, precision, mfu, price):
     """Dollars per useful FLOP: price per device-hour / (3600 s x peak x MFU)."""
-    from . import accounting
+    from .. import accounting
 
     rate = accounting.device_flops_per_second(hardware, precision, mfu)
     return _checks.check_positive("price", price) / (3600.0 * rate)
@@ -1304,7 +1295,7 @@ def optimal(
       >>> round(float(r.tokens_per_param))
       18
     """
-    from . import laws
+    from .. import laws
 
     preset = laws.get(law) if isinstance(law, str) else law
     family = preset.family.name

@@ -1,0 +1,59 @@
+"""Compute-optimal allocation: closed forms, rules of thumb, and the optimum of any law.
+
+Under a training budget ``C = 6 N D`` (Hoffmann et al. 2022, Sec. 3.3), choose the
+parameters N and tokens D that minimize the loss. For the Chinchilla form the optimum
+has a closed form (Hoffmann 2022, Eq. 4); so does Kaplan's joint law along the
+isoFLOP line; other laws are minimized numerically along their isoFLOP slices.
+
+Results carry a per-element ``status`` (0 means ok; see :data:`STATUS_MESSAGES`).
+Concrete inputs that make a problem infeasible raise ``ValueError``; under ``jax.jit``
+such elements come back with ``status == INFEASIBLE`` and NaN outputs.
+"""
+
+from ._core import (
+    AT_BOUND,
+    CONVERGED,
+    INFEASIBLE,
+    MAX_STEPS,
+    NONFINITE,
+    SARDANA_COST_DEFAULTS,
+    STATUS_MESSAGES,
+    AllocationResult,
+    Solution,
+    chinchilla_optimal,
+    data_constrained_optimal,
+    dense_optimal,
+    inference_budget_optimal,
+    inference_cost_optimal,
+    inference_target_optimal,
+    kaplan_frontier,
+    kaplan_optimal,
+    minimize,
+    minimize_scalar,
+    optimal,
+    tokens_per_param_rule,
+)
+
+__all__ = [
+    "AT_BOUND",
+    "CONVERGED",
+    "INFEASIBLE",
+    "MAX_STEPS",
+    "NONFINITE",
+    "SARDANA_COST_DEFAULTS",
+    "STATUS_MESSAGES",
+    "AllocationResult",
+    "Solution",
+    "chinchilla_optimal",
+    "data_constrained_optimal",
+    "dense_optimal",
+    "inference_budget_optimal",
+    "inference_cost_optimal",
+    "inference_target_optimal",
+    "kaplan_frontier",
+    "kaplan_optimal",
+    "minimize",
+    "minimize_scalar",
+    "optimal",
+    "tokens_per_param_rule",
+]
