@@ -54,6 +54,16 @@ class AllocationResult(NamedTuple):
       inference_flops: ``2 N D_inf`` (inference-aware scenarios).
       lifetime_flops: ``6 N D + 2 N D_inf`` (inference-aware scenarios).
       cost_usd: lifetime cost in dollars (the cost scenario).
+      n_total_params: total parameters of a mixture of experts (``n_params`` is
+        then the active parameters a token uses).
+      experts: experts per routed layer (MoE scenarios).
+      granularity: expert granularity G (fine-grained MoE, Krajewski 2024).
+      memory_bytes: accelerator memory the plan needs (weights plus KV cache).
+      bits: training precision in bits (the precision scenario).
+      effective_tokens: tokens after quality and repetition discounts.
+      pool: index of the chosen data pool (the data-quality scenario).
+      samples: samples drawn per query (the test-time scenario).
+      coverage: the probability that at least one sample solves a query.
     """
 
     n_params: jax.Array
@@ -68,6 +78,15 @@ class AllocationResult(NamedTuple):
     inference_flops: jax.Array | None = None
     lifetime_flops: jax.Array | None = None
     cost_usd: jax.Array | None = None
+    n_total_params: jax.Array | None = None
+    experts: jax.Array | None = None
+    granularity: jax.Array | None = None
+    memory_bytes: jax.Array | None = None
+    bits: jax.Array | None = None
+    effective_tokens: jax.Array | None = None
+    pool: jax.Array | None = None
+    samples: jax.Array | None = None
+    coverage: jax.Array | None = None
 
     @property
     def tokens_per_param(self) -> jax.Array:
