@@ -171,3 +171,46 @@ def test_param_gradients_finite_with_bad_elements_under_jit():
 
     grads = jax.jit(jax.grad(total))(p, n, d)
     assert all(np.isfinite(g) for g in grads)
+
+
+def test_besiroglu_covariance_is_the_bootstrap_of_their_resamples():
+    """The shipped covariance is recomputed from Epoch's data when it is present."""
+    import csv
+    from pathlib import Path
+
+    from jscale import fitting
+
+    path = (
+        Path(__file__).resolve().parents[1]
+        / ".."
+        / "shared"
+        / "data"
+        / "epoch-chinchilla"
+        / "svg_extracted_data.csv"
+    ).resolve()
+    cov = np.asarray(chinchilla.BESIROGLU2024_COVARIANCE)
+    # Symmetric positive definite, so a multivariate normal can use it.
+    np.testing.assert_array_equal(cov, cov.T)
+    assert np.all(np.linalg.eigvalsh(cov) > 0)
+    if not jax.config.jax_enable_x64:
+        pytest.skip("the bootstrap refit needs float64")
+    if not path.exists():
+        pytest.skip(f"Epoch's extracted Chinchilla data not found at {path}")
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    loss = np.array([float(r["loss"]) for r in rows])
+    keep = loss < np.sort(loss)[-5]  # their rule: drop the 5 highest losses
+    cols = {"n_params": "Model Size", "compute_flops": "Training FLOP"}
+    table = {c: np.array([float(r[c]) for r in rows])[keep] for c in cols.values()}
+    table["loss"] = loss[keep]
+    obs = fitting.observations(table, columns=cols)
+    rng = np.random.RandomState(42)  # their notebook's resamples, in order
+    idx = [rng.choice(240, size=240, replace=True) for _ in range(4000)]
+    counts = np.stack([np.bincount(i, minlength=240) for i in idx])
+    start = fitting.MODELS["chinchilla"].to_params(
+        np.array([6.0073404, 6.0179186, 0.5267228, 0.33917084, 0.2849083])
+    )
+    boot = fitting.bootstrap(None, obs, weights=counts, init=start)
+    theta = np.asarray(boot.fits.theta)[:, :5]
+    # The table is rounded to 7 significant digits.
+    np.testing.assert_allclose(np.cov(theta.T), cov, rtol=1e-5, atol=1e-11)

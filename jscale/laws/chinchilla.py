@@ -127,4 +127,23 @@ BESIROGLU2024 = Preset(
     notes="Implies about 20 tokens per parameter at the compute-optimal point.",
 )
 
+#: Coordinates of :data:`BESIROGLU2024_COVARIANCE`: Hoffmann's parameterization.
+BESIROGLU2024_COORDS = ("log_A", "log_B", "log_E", "alpha", "beta")
+
+#: Covariance of the Besiroglu 2024 estimate in ``BESIROGLU2024_COORDS``, from
+#: bootstrap refits (Huber objective, delta 1e-3) of the 4000 resamples of their
+#: notebook (epoch-research/analyzing-chinchilla: ``np.random.seed(42)``, 240 rows)
+#: computed with :func:`jscale.fitting.bootstrap`; its standard errors in natural
+#: units are A 124.49, B 1293.17, E 0.0257, alpha 0.0154, beta 0.0206, against
+#: their published 124.58, 1293.23, 0.03, 0.02, 0.02 (arXiv:2404.10102, Table 1).
+#: log A and alpha are correlated at 0.9993, log B and beta at 0.9997: draw
+#: jointly (a multivariate normal in these coordinates), never per parameter.
+BESIROGLU2024_COVARIANCE = (
+    (6.663097e-02, -2.776462e-02, 2.135316e-03, 3.971844e-03, -1.390603e-03),
+    (-2.776462e-02, 1.772212e-01, 3.599859e-03, -1.723650e-03, 8.666866e-03),
+    (2.135316e-03, 3.599859e-03, 1.988142e-04, 1.261208e-04, 1.753700e-04),
+    (3.971844e-03, -1.723650e-03, 1.261208e-04, 2.370822e-04, -8.638512e-05),
+    (-1.390603e-03, 8.666866e-03, 1.753700e-04, -8.638512e-05, 4.241198e-04),
+)
+
 PRESETS = {p.name: p for p in (HOFFMANN2022, HOFFMANN2022_UNROUNDED, BESIROGLU2024)}
