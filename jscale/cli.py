@@ -1,4 +1,4 @@
-"""Command-line interface: ``jscale laws | loss | optimal | budget | isoflop``.
+"""Command-line interface: ``jscale plan | laws | loss | optimal | budget | ...``.
 
 Every command takes ``--json`` and then prints exactly one JSON object. Bad input is
 reported as one line on stderr naming the option and the valid range, with exit
@@ -623,6 +623,131 @@ def cmd_fit(args) -> dict:
 # ------------------------------------------------------------------------------- parser
 
 
+def _money(x: float | None) -> str:
+    return "n/a" if x is None else f"${x:,.0f}"
+
+
+def _span(row: dict, key: str, unit: str = "") -> str:
+    value = row.get(key)
+    if value is None:
+        return "n/a"
+    text = _fmt(value, unit) if unit else f"{value:.4g}"
+    interval = row.get(f"{key}_interval")
+    if interval:
+        lo, hi = (_fmt(v, unit) if unit else f"{v:.4g}" for v in interval)
+        text += f" [{lo}, {hi}]"
+    return text
+
+
+def _plan_figures(args, out: dict) -> list[str]:
+    """Write the plan's figures into ``args.plot``; returns the paths."""
+    import os
+
+    from . import planner, plots
+
+    flops = out["budget"]["compute_flops"]
+    draws = planner.besiroglu_draws(jax.random.key(args.seed), 256)
+    figures = {
+        "isoflop_curves": plots.isoflop_curves(),
+        "loss_contours": plots.loss_contours(),
+        "optimum_vs_compute": plots.optimum_vs_compute(draws=draws),
+    }
+    bes = next(r for r in out["plans"] if r["law"] == "chinchilla-besiroglu2024")
+    loss = laws.get("chinchilla-besiroglu2024").family.loss(
+        planner.besiroglu_draws(jax.random.key(args.seed), args.draws),
+        bes["n_params"],
+        bes["n_tokens"],
+    )
+    lo, hi = bes["loss_interval"]
+    figures["loss_histogram"] = plots.histogram(
+        np.asarray(loss),
+        xlabel="loss of the Besiroglu 2024 plan (nats/token)",
+        log=False,
+        quantiles={"low": lo, "estimate": bes["loss"], "high": hi},
+    )
+    if args.unique_tokens is not None:
+        figures["epochs"] = plots.epochs_curve(
+            compute_flops=flops, unique_tokens=[args.unique_tokens]
+        )
+    if args.inference_tokens is not None:
+        figures["inference_shift"] = plots.inference_shift(
+            "chinchilla-besiroglu2024", flops
+        )
+    paths = []
+    for name, fig in figures.items():
+        paths.append(plots.save(fig, os.path.join(args.plot, f"{name}.{args.format}")))
+    return paths
+
+
+def cmd_plan(args) -> dict:
+    from . import planner
+
+    if args.usd is not None and args.price is None:
+        raise CLIError("jscale plan: error: --usd needs --price ($ per GPU-hour)")
+    if (args.count is not None) and (args.days is None) == (args.hours is None):
+        raise CLIError(
+            "jscale plan: error: --count needs exactly one of --days, --hours"
+        )
+    out = planner.plan(
+        compute_flops=args.compute,
+        hardware=args.gpu,
+        count=args.count,
+        hours=args.hours,
+        days=args.days,
+        usd=args.usd,
+        energy_kwh=args.energy_kwh,
+        mfu=args.mfu,
+        precision=args.precision,
+        price_per_device_hour=args.price,
+        pue=args.pue,
+        unique_tokens=args.unique_tokens,
+        inference_tokens=args.inference_tokens,
+        interval=args.interval,
+        draws=args.draws,
+        seed=args.seed,
+    )
+    if args.plot:
+        out["figures"] = _plan_figures(args, out)
+    if not args.json:
+        b = out["budget"]
+        if out["example"]:
+            print(out["example"])
+        print(
+            f"budget: {b['compute_flops']:.3g} FLOPs = {b['gpu_hours']:.4g} GPU-hours "
+            f"on {b['hardware']} at MFU {b['mfu']:g} ({b['precision']}), "
+            f"{b['energy_kwh']:.4g} kWh, cost {_money(b['cost_usd'])}"
+        )
+        rows = out["plans"]
+        level = f"{out['interval']:.0%}"
+        table = [
+            ("", *(r["law"] for r in rows)),
+            ("parameters", *(_span(r, "n_params", "params") for r in rows)),
+            ("tokens", *(_span(r, "n_tokens", "tokens") for r in rows)),
+            ("tokens/param", *(f"{r['tokens_per_param']:.3g}" for r in rows)),
+            ("epochs", *(_fmt(r["epochs"]) for r in rows)),
+            (f"loss [{level}]", *(_span(r, "loss") for r in rows)),
+            ("training FLOPs", *(f"{r['compute_flops']:.3g}" for r in rows)),
+            ("GPU-hours", *(f"{r['gpu_hours']:.4g}" for r in rows)),
+            ("energy kWh", *(_fmt(r["energy_kwh"]) for r in rows)),
+            ("cost", *(_money(r["cost_usd"]) for r in rows)),
+            ("status", *(r["status"] for r in rows)),
+        ]
+        widths = [
+            max(len(str(line[i])) for line in table) for i in range(len(rows) + 1)
+        ]
+        for line in table:
+            print(
+                "  ".join(f"{str(v):<{w}}" for v, w in zip(line, widths, strict=True))
+            )
+        print(
+            f"[...] {level} intervals from Besiroglu 2024's bootstrap covariance "
+            f"({args.draws} draws); n/a where a law publishes no uncertainty"
+        )
+        for path in out.get("figures", []):
+            print(f"wrote {path}")
+    return out
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="jscale",
@@ -648,6 +773,45 @@ def build_parser() -> argparse.ArgumentParser:
     common(p, law=False)
     p.add_argument("--family", help="only presets of this family")
     p.set_defaults(func=cmd_laws)
+
+    p = sub.add_parser(
+        "plan",
+        help="plan a budget (GPUs, FLOPs, $ or kWh) under several laws, with intervals",
+    )
+    common(p, law=False)
+    p.add_argument("--compute", type=positive, help="budget in FLOPs")
+    p.add_argument("--gpu", type=_hardware, default="h100-sxm", help="hardware preset")
+    p.add_argument("--count", type=_count, help="number of GPUs")
+    p.add_argument("--days", type=positive, help="wall-clock days (with --count)")
+    p.add_argument("--hours", type=positive, help="wall-clock hours (with --count)")
+    p.add_argument("--usd", type=positive, help="budget in dollars (with --price)")
+    p.add_argument("--energy-kwh", type=positive, help="budget in kWh of energy")
+    p.add_argument(
+        "--mfu",
+        type=_number(0.0, upper=1.0),
+        default=0.4,
+        help="model FLOP utilization",
+    )
+    p.add_argument("--precision", type=_precision, default="bf16")
+    p.add_argument("--price", type=positive, help="$ per GPU-hour")
+    p.add_argument("--pue", type=_number(1.0, inclusive=True), default=1.0)
+    p.add_argument("--unique-tokens", type=positive, help="unique tokens U available")
+    p.add_argument(
+        "--inference-tokens", type=positive, help="lifetime inference tokens"
+    )
+    p.add_argument(
+        "--interval",
+        type=_number(0.0, upper=0.999),
+        default=0.9,
+        help="probability mass of the intervals (default 0.9)",
+    )
+    p.add_argument("--draws", type=_count, default=4000, help="parameter draws")
+    p.add_argument("--seed", type=int, default=0, help="random seed of the draws")
+    p.add_argument("--plot", metavar="DIR", help="write the plan's figures into DIR")
+    p.add_argument(
+        "--format", choices=("png", "svg", "pdf"), default="png", help="figure format"
+    )
+    p.set_defaults(func=cmd_plan)
 
     p = sub.add_parser("loss", help="evaluate a law")
     common(p)
