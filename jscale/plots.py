@@ -111,7 +111,7 @@ def isoflop_curves(
     loss = np.asarray(curves.loss, dtype=float)
     fig, (ax,) = _figure(ax)
     for i, color in enumerate(_colors(len(c))):
-        ax.plot(n, loss[i], color=color, lw=1.4, label=f"{c[i]:.0e} FLOPs")
+        ax.plot(n, loss[i], color=color, lw=1.4, label=f"{c[i]:.3g} FLOPs")
         ax.plot(n_opt[i], float(best.loss[i]), "o", color=color, ms=4)
     ax.set_xscale("log")
     ax.set_xlabel("parameters N")
@@ -270,14 +270,14 @@ def epochs_curve(
         d = epochs * ui
         n = compute_flops / (6.0 * d)
         loss = np.asarray(preset.loss(n, d, ui), dtype=float)
-        ax.plot(epochs, loss, color=color, lw=1.4, label=f"U = {ui:.0e} tokens")
+        ax.plot(epochs, loss, color=color, lw=1.4, label=f"U = {ui:.3g} tokens")
         best = allocation.optimal(preset, compute_flops, unique_tokens=ui)
         ax.plot(float(best.epochs), float(best.loss), "o", color=color, ms=4)
     ax.axvline(1.0, color="0.6", lw=0.8, ls=":")
     ax.set_xscale("log")
     ax.set_xlabel("epochs D / U")
     ax.set_ylabel("loss (nats/token)")
-    ax.set_title(f"{compute_flops:.0e} FLOPs: {preset.name}", fontsize=10)
+    ax.set_title(f"{compute_flops:.3g} FLOPs: {preset.name}", fontsize=10)
     ax.legend(fontsize=7, frameon=False)
     ax.grid(True, which="major", alpha=0.3)
     return fig
@@ -322,7 +322,7 @@ def inference_shift(
     ax.set_yscale("log")
     ax.set_xlabel("lifetime inference tokens")
     ax.set_ylabel("ratio to the training-only optimum")
-    ax.set_title(f"{compute_flops:.0e} lifetime FLOPs: {preset.name}", fontsize=10)
+    ax.set_title(f"{compute_flops:.3g} lifetime FLOPs: {preset.name}", fontsize=10)
     ax.legend(fontsize=7, frameon=False)
     ax.grid(True, which="major", alpha=0.3)
     return fig
