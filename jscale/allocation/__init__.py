@@ -30,8 +30,24 @@ from ._core import (
     kaplan_optimal,
     minimize,
     minimize_scalar,
-    optimal,
     tokens_per_param_rule,
+)
+from ._optimal import PRECISION_MENU, optimal
+from .moe import (
+    fine_grained_moe_optimal,
+    joint_moe_optimal,
+    moe_optimal,
+    routed_moe_optimal,
+)
+from .precision import precision_optimal
+from .quality import pools_optimal, quality_optimal
+from .testtime import (
+    CoverageScalingParams,
+    SamplingResult,
+    model_coverage,
+    sampling_budget_optimal,
+    sampling_flops,
+    sampling_target_optimal,
 )
 
 __all__ = [
@@ -40,20 +56,34 @@ __all__ = [
     "INFEASIBLE",
     "MAX_STEPS",
     "NONFINITE",
+    "PRECISION_MENU",
     "SARDANA_COST_DEFAULTS",
     "STATUS_MESSAGES",
     "AllocationResult",
+    "CoverageScalingParams",
+    "SamplingResult",
     "Solution",
     "chinchilla_optimal",
     "data_constrained_optimal",
     "dense_optimal",
+    "fine_grained_moe_optimal",
     "inference_budget_optimal",
     "inference_cost_optimal",
     "inference_target_optimal",
+    "joint_moe_optimal",
     "kaplan_frontier",
     "kaplan_optimal",
     "minimize",
     "minimize_scalar",
+    "model_coverage",
+    "moe_optimal",
     "optimal",
+    "pools_optimal",
+    "precision_optimal",
+    "quality_optimal",
+    "routed_moe_optimal",
+    "sampling_budget_optimal",
+    "sampling_flops",
+    "sampling_target_optimal",
     "tokens_per_param_rule",
 ]
