@@ -11,7 +11,19 @@ Rows:
 - ``jscale grid``: :func:`jscale.fitting.fit` from all 4500 starts (screen 12 IRLS
   steps, polish the best 64 to convergence), per dtype.
 - ``jscale bootstrap``: :func:`jscale.fitting.bootstrap`, 4000 multinomial resamples
-  warm-started at the full-data fit, per dtype.
+  warm-started at the full-data fit, per dtype. ``cpu s`` is the process's CPU time
+  for the same call (less sensitive to other jobs on a shared machine than wall
+  time; jscale's fitting loops run on one thread). ``steps/fit`` is the mean number
+  of trial steps per resample (each needs one evaluation of objective, gradient
+  and curvature), and ``x floor`` the time over ``steps/fit`` batched
+  objective-and-gradient evaluations.
+- ``floor``: one batched objective and gradient for the 4000 resamples at the warm
+  start (closed form, one fused loop over the observations), the least a step can
+  cost; its row gives the time per fit.
+- ``approach2 bootstrap``: :func:`jscale.isoflop.approach2_bootstrap` on Porian et
+  al. 2024's isoFLOP runs (shipped, RefinedWeb "Optimizer tuning (no decay)", runs
+  within 0.5 decades of each budget's best), 4000 resamples within budgets, against
+  a NumPy loop of ``np.polyfit`` on the same counts (a subset, extrapolated).
 - ``scipy L-BFGS-B numerical grad``: the way Besiroglu et al. ran their grid
   (``minimize(method="L-BFGS-B")`` without ``jac``), on a subset of the starts
   (fits/s extrapolate; the best objective is over that subset).
@@ -111,14 +123,125 @@ def _status(status) -> str:
     return f"{counts[0]} / {counts[3]} / {counts[1] + counts[2] + counts[4]}"
 
 
-def _timed(fn, repeats):
+def _timed(fn, repeats, cpu=False):
+    """Min wall time of ``repeats`` calls after a warm-up (and min CPU time)."""
     fn()  # compile and warm up
-    times = []
+    times, cpus = [], []
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         out = jax.block_until_ready(fn())
         times.append(time.perf_counter() - t0)
-    return out, min(times)
+        cpus.append(time.process_time() - c0)
+    return (out, min(times), min(cpus)) if cpu else (out, min(times))
+
+
+def _floor_fn(log_n, log_d, log_l, delta=1e-3):
+    """Batched Huber objective and gradient, closed form: the floor of a step."""
+    import jax.numpy as jnp
+
+    def objective_and_gradient(theta, weights):
+        a, b, e, alpha, beta = (theta[:, i] for i in range(5))
+
+        def body(acc, xs):
+            ln, ld, ll, w = xs
+            u1, u2 = a - alpha * ln, b - beta * ld
+            m = jnp.maximum(jnp.maximum(u1, u2), e)
+            e1, e2, e3 = jnp.exp(u1 - m), jnp.exp(u2 - m), jnp.exp(e - m)
+            total = e1 + e2 + e3
+            r = m + jnp.log(total) - ll
+            ar = jnp.abs(r)
+            h = jnp.where(ar <= delta, 0.5 * r * r, delta * (ar - 0.5 * delta))
+            psi = jnp.clip(r, -delta, delta) * w / total
+            terms = (
+                w * h,
+                psi * e1,
+                psi * e2,
+                psi * e3,
+                -psi * e1 * ln,
+                -psi * e2 * ld,
+            )
+            return [x + t for x, t in zip(acc, terms, strict=True)], None
+
+        init = [jnp.zeros(theta.shape[0], theta.dtype)] * 6
+        acc, _ = jax.lax.scan(body, init, (log_n, log_d, log_l, weights.T))
+        return acc[0], jnp.stack(acc[1:], axis=1)
+
+    return jax.jit(objective_and_gradient)
+
+
+def _approach2_rows(smoke: bool, repeats: int) -> list[dict]:
+    """Approach 2 with bootstrap on Porian et al.'s isoFLOP runs vs NumPy."""
+    from jscale import isoflop
+
+    values, _ = fitting.read_columns(
+        fitting.example_path("porian_isoflops"),
+        ("compute_flops", "n_params", "loss"),
+        columns={"compute_flops": "flops", "n_params": "params"},
+        where={"dataset": "rw", "config_label": "Optimizer tuning (no decay)"},
+    )
+    num = 64 if smoke else 4000
+    sub = 16 if smoke else 200
+    rows = []
+    with jax.enable_x64(True):
+        runs = isoflop.group_runs(
+            values["compute_flops"], values["n_params"], values["loss"], window=0.5
+        )
+        args = (runs.compute_flops, runs.n_params, runs.loss, runs.mask)
+        boot, seconds = _timed(
+            lambda: isoflop.approach2_bootstrap(
+                jax.random.key(0), *args, num_resamples=num
+            ),
+            repeats,
+        )
+    counts = np.asarray(boot.weights)
+    log_n, log_c = np.log(runs.n_params), np.log(runs.compute_flops)
+    t0 = time.perf_counter()
+    ref = []
+    for i in range(sub):
+        vertex = []
+        for k in range(len(log_c)):
+            used = counts[i, k] > 0
+            if len(np.unique(log_n[k][used])) < 3:
+                vertex.append(np.nan)
+                continue
+            k2, k1, _ = np.polyfit(
+                log_n[k][used], runs.loss[k][used], 2, w=np.sqrt(counts[i, k][used])
+            )
+            vertex.append(-k1 / (2 * k2) if k2 > 0 else np.nan)
+        vertex = np.array(vertex)
+        ok = np.isfinite(vertex)
+        ref.append(np.polyfit(log_c[ok], vertex[ok], 1)[0])
+    np_rate = sub / (time.perf_counter() - t0)
+    err = float(np.max(np.abs(np.asarray(boot.a)[:sub] - np.array(ref))))
+    rows.append(
+        {
+            "task": "approach2 bootstrap",
+            "method": "jscale approach2_bootstrap (Porian rw, 12 budgets)",
+            "dtype": "float64",
+            "fits": num,
+            "seconds": seconds,
+            "fits/s": num / seconds,
+            "vs scipy": err,
+            "speedup": (num / seconds) / np_rate,
+            "status": f"{int(np.sum(boot.valid))} valid; a = "
+            f"{float(np.median(np.asarray(boot.a))):.4f} (median)",
+            "se a": boot.stderr_a,
+            "ok": bool(err <= 1e-9),
+        }
+    )
+    rows.append(
+        {
+            "task": "approach2 bootstrap",
+            "method": "NumPy polyfit loop, same counts",
+            "dtype": "float64",
+            "fits": sub,
+            "seconds": sub / np_rate,
+            "fits/s": np_rate,
+            "speedup": 1.0,
+            "status": "",
+        }
+    )
+    return rows
 
 
 def run(smoke: bool) -> list[dict]:
@@ -232,15 +355,22 @@ def run(smoke: bool) -> list[dict]:
     ]
     ref_rate = boot_sub / (time.perf_counter() - t0)
     ref_f = np.array([r.fun for r in ref])
+    # the floor: one batched objective + gradient at the warm start (float64)
+    with jax.enable_x64(True):
+        floor_fn = _floor_fn(*(jax.numpy.asarray(x) for x in (log_n, log_d, log_l)))
+        theta_b = jax.numpy.broadcast_to(jax.numpy.asarray(theta0), (num_boot, 5))
+        w_b = jax.numpy.asarray(weights)
+        _, floor_s = _timed(lambda: floor_fn(theta_b, w_b), 5 if not smoke else 1)
     for dtype in ("float64", "float32"):
         with jax.enable_x64(dtype == "float64"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             init = fitting.fit(data, starts=starts) if dtype == "float32" else full
-            boot, seconds = _timed(
+            boot, seconds, cpu = _timed(
                 lambda init=init: fitting.bootstrap(
                     None, data, weights=weights, init=init
                 ),
                 repeats,
+                cpu=True,
             )
         th = np.asarray(boot.fits.theta, np.float64)
         mine = np.array(
@@ -249,6 +379,7 @@ def run(smoke: bool) -> list[dict]:
         worst = float(np.max((mine - ref_f) / np.abs(ref_f)))
         tol = 1e-12 if dtype == "float64" else 1e-5
         se = fitting.named(boot, "stderr")
+        steps = float(np.mean(np.asarray(boot.fits.steps)))
         rows.append(
             {
                 "task": "bootstrap",
@@ -256,6 +387,9 @@ def run(smoke: bool) -> list[dict]:
                 "dtype": dtype,
                 "fits": num_boot,
                 "seconds": seconds,
+                "cpu s": cpu,
+                "steps/fit": steps,
+                "x floor": seconds / (steps * floor_s) if dtype == "float64" else None,
                 "fits/s": num_boot / seconds,
                 "objective": float(np.median(np.asarray(boot.fits.objective))),
                 "vs scipy": worst,
@@ -266,6 +400,17 @@ def run(smoke: bool) -> list[dict]:
                 "ok": bool(worst <= tol),
             }
         )
+    rows.append(
+        {
+            "task": "bootstrap",
+            "method": "floor: one batched objective + gradient (closed form)",
+            "dtype": "float64",
+            "fits": num_boot,
+            "seconds": floor_s,
+            "fits/s": num_boot / floor_s,
+            "status": f"{1e6 * floor_s / num_boot:.2f} us per fit",
+        }
+    )
     rows.append(
         {
             "task": "bootstrap",
@@ -281,4 +426,7 @@ def run(smoke: bool) -> list[dict]:
     )
     for row in rows:
         row["data"] = source
+    rows += _approach2_rows(smoke, repeats)
+    for row in rows[-2:]:
+        row["data"] = "porian"
     return rows

@@ -13,8 +13,17 @@ Scaling: A replication attempt"): the log residuals follow a Huber-shaped densit
 ``exp(-H_delta(r / sigma)) / (sigma Z_delta)`` with a free scale ``sigma``.
 
 Any family of :mod:`jscale.laws` with a fitting model here can be fitted
-(:data:`MODELS`: ``chinchilla``, ``kaplan``, ``data-constrained``, ``bnsl``);
-parameters can be frozen, tied (``alpha = beta``) or bounded.
+(:data:`MODELS`: ``chinchilla``, ``kaplan``, ``data-constrained``, ``bnsl`` and
+``moe``, Clark et al. 2022's routed law in N and the expert count E); parameters
+can be frozen, tied (``alpha = beta``) or bounded. ``delta`` larger than every
+log residual (e.g. ``delta=1``) turns the Huber loss into least squares on
+``log L`` (Clark et al.'s objective). Observations come from a CSV, a column
+mapping or arrays (:func:`observations`, :func:`read_columns`), with columns
+renamed by ``columns`` and rows selected by ``where``. Example data with their
+licences ship in ``jscale/data`` (:data:`EXAMPLES`).
+
+Approach 2 (parabolas on isoFLOP slices, with bootstrap intervals on the
+exponents) is in :mod:`jscale.isoflop`.
 
 The solver. Every start (and every bootstrap resample) is one lane of a batch, and
 the batch takes damped Newton steps on the few fitted coordinates: each step solves
@@ -36,7 +45,14 @@ decrement (:class:`FitResult`).
 
 Bootstrap resamples are multinomial weights over the observations (Efron's
 bootstrap as weights), so every resample has the same shapes and thousands of fits
-run as one batch, warm-started at the full-data fit.
+run as one batch, warm-started at the full-data fit. Three things keep the batch
+from wasting work: the first evaluation of every lane is the per-observation
+terms at the shared start times the weight matrix (one matrix product instead of
+a batched evaluation); the batch shrinks as lanes converge (when at most a quarter
+still run, those continue in a batch a quarter of the size), so the slowest lanes
+do not keep the converged ones iterating; and the Chinchilla form's derivatives
+are in closed form (two exponentials and one logarithm per lane and observation,
+its Hessian as ``-J J^T`` plus seven sparse terms).
 
 Precision: fits are correct in float64. In float32 the objective itself is accurate
 to about 1e-7 relative, which leaves fitted exponents uncertain at the 1e-3 level on
@@ -62,7 +78,11 @@ from jax.typing import ArrayLike
 
 from . import _checks
 from ._numerics import default_float
-from .laws import bnsl, chinchilla, data_constrained, kaplan
+from .laws import bnsl, chinchilla, data_constrained, kaplan, moe
+
+#: Grids of at most this many starts are polished whole (no screening): one
+#: loop, which halves compilation, at little cost for small grids.
+_POLISH_ALL = 256
 
 #: Status codes of a fit (one per start or resample) and their meaning.
 STATUS_MESSAGES = {
@@ -98,8 +118,9 @@ class Model(NamedTuple):
         of the observed inputs (each of shape ``(P,)``).
       derivatives: optional ``derivatives(theta, log_inputs, hessian) -> (value,
         jac, hess)`` in closed form (``jac`` a list of k arrays, ``hess`` a dict
-        ``{(i, j): array}`` for ``i <= j`` or None); by default forward-mode
-        autodiff of ``log_predict`` provides them.
+        ``{(i, j): array}`` for ``i <= j``, or for a log-sum-exp of terms linear in
+        the coordinates ``_LSEHessian(extras)``, or None); by default autodiff of
+        ``log_predict`` (per observation, vmapped) provides them.
     """
 
     family: str
@@ -151,36 +172,58 @@ def _chinchilla_log_predict(theta, log_inputs):
     return _lse3(a - alpha * log_n, b - beta * log_d, e)
 
 
+class _LSEHessian(NamedTuple):
+    """The Hessian of a log-sum-exp prediction whose terms are linear in the
+    coordinates: ``-grad grad^T + extras`` (``extras`` a dict of the few non-zero
+    entries ``(i, j), i <= j`` of ``sum_j p_j v_j v_j^T``). Given in this form,
+    the objective's Hessian costs one product per entry instead of three."""
+
+    extras: dict
+
+
 def _chinchilla_derivatives(theta, log_inputs, hessian):
     """Closed-form value, gradient and Hessian of the LSE form in (a, b, e, alpha,
     beta): with weights ``p = softmax(u)`` of the three terms ``u``,
     ``grad = sum_j p_j grad u_j`` and ``hess = sum_j p_j v_j v_j^T - grad grad^T``
-    (each ``u_j`` is linear in the coordinates)."""
+    (each ``u_j`` is linear in the coordinates).
+
+    The softmax takes two exponentials, not three: relative to the largest term,
+    the other two are ``exp(-|hi - e|)`` and ``exp(lo - top)``, where ``hi``, ``lo``
+    are the larger and smaller of the two power-law terms and ``top`` the largest
+    of all three.
+    """
     a, b, e, alpha, beta = theta
     log_n, log_d = log_inputs
     u1 = a - alpha * log_n
     u2 = b - beta * log_d
-    m = jnp.maximum(jnp.maximum(u1, u2), e)
-    e1, e2, e3 = jnp.exp(u1 - m), jnp.exp(u2 - m), jnp.exp(e - m)
-    total = e1 + e2 + e3
-    value = m + jnp.log(total)
+    first = u1 >= u2
+    hi = jnp.maximum(u1, u2)
+    lo = jnp.minimum(u1, u2)
+    hi_top = hi >= e
+    top = jnp.maximum(hi, e)
+    x = jnp.exp(-jnp.abs(hi - e))
+    y = jnp.exp(lo - top)
+    total = 1.0 + x + y
+    value = top + jnp.log(total)
     inv = 1.0 / total
-    p1, p2, p3 = e1 * inv, e2 * inv, e3 * inv
+    p_hi = jnp.where(hi_top, 1.0, x) * inv
+    p3 = jnp.where(hi_top, x, 1.0) * inv
+    p_lo = y * inv
+    p1 = jnp.where(first, p_hi, p_lo)
+    p2 = jnp.where(first, p_lo, p_hi)
     jac = [p1, p2, p3, -p1 * log_n, -p2 * log_d]
     if not hessian:
         return value, jac, None
-    hess = {}
-    for i in range(5):
-        for j in range(i, 5):
-            hess[i, j] = -jac[i] * jac[j]
-    hess[0, 0] = hess[0, 0] + p1
-    hess[0, 3] = hess[0, 3] - p1 * log_n
-    hess[3, 3] = hess[3, 3] + p1 * log_n * log_n
-    hess[1, 1] = hess[1, 1] + p2
-    hess[1, 4] = hess[1, 4] - p2 * log_d
-    hess[4, 4] = hess[4, 4] + p2 * log_d * log_d
-    hess[2, 2] = hess[2, 2] + p3
-    return value, jac, hess
+    extras = {
+        (0, 0): p1,
+        (0, 3): -p1 * log_n,
+        (3, 3): p1 * log_n * log_n,
+        (1, 1): p2,
+        (1, 4): -p2 * log_d,
+        (4, 4): p2 * log_d * log_d,
+        (2, 2): p3,
+    }
+    return value, jac, _LSEHessian(extras)
 
 
 def _chinchilla_params(theta):
@@ -283,6 +326,39 @@ def _bnsl_grid(log_inputs):
     )
 
 
+_LN10 = math.log(10.0)
+
+
+def _clark_params(theta):
+    theta = jnp.asarray(theta)
+    a, b, c, d, log_start, log_max = (theta[..., i] for i in range(6))
+    return moe.ClarkParams(
+        a=a, b=b, c=c, d=d, e_start=jnp.exp(log_start), e_max=jnp.exp(log_max)
+    )
+
+
+def _clark_log_predict(theta, log_inputs):
+    a, b, c, d, log_start, log_max = theta
+    log_n, log_e = log_inputs
+    # Clark 2022, Eq. 1 in natural logs: ln L = a ln N + b ln Ê + c ln N ln Ê / ln 10
+    # + d ln 10, with the saturating Ê of their notebook (moe.saturating_experts).
+    log_hat = moe._log_expert_hat(jnp.exp(log_e), jnp.exp(log_start), jnp.exp(log_max))
+    return a * log_n + b * log_hat + (c / _LN10) * log_n * log_hat + d * _LN10
+
+
+def _clark_grid(log_inputs):
+    # a, b, c, d enter log L linearly; the grid mostly explores E_start and E_max
+    # (Clark's notebook draws random starts for log2 E_start and log2 E_max).
+    return _product(
+        [-0.1, -0.05],
+        [-0.2, -0.1],
+        [0.0, 0.01],
+        [1.0, 1.2],
+        [math.log(1.5), math.log(4.0)],
+        [math.log(100.0), math.log(500.0)],
+    )
+
+
 #: Fitting models by family name (also the CLI's ``--law`` choices).
 MODELS: dict[str, Model] = {
     "chinchilla": Model(
@@ -348,7 +424,28 @@ MODELS: dict[str, Model] = {
         to_params=_bnsl_params,
         grid=_bnsl_grid,
     ),
+    "moe": Model(
+        family="moe-clark2022",
+        coords=("a", "b", "c", "d", "log_e_start", "log_e_max"),
+        params=(
+            ("a", "a", "id"),
+            ("b", "b", "id"),
+            ("c", "c", "id"),
+            ("d", "d", "id"),
+            ("e_start", "log_e_start", "log"),
+            ("e_max", "log_e_max", "log"),
+        ),
+        inputs=("n_active_params", "experts"),
+        log_predict=_clark_log_predict,
+        to_params=_clark_params,
+        grid=_clark_grid,
+    ),
 }
+
+
+def _model_name(model: Model) -> str:
+    """The :data:`MODELS` key of a model (its family name if it has none)."""
+    return next((k for k, m in MODELS.items() if m is model), model.family)
 
 
 def get_model(law: str | Model) -> Model:
@@ -384,6 +481,8 @@ DEFAULT_COLUMNS = {
     "unique_tokens": "unique_tokens",
     "compute_flops": "compute_flops",
     "x": "x",
+    "n_active_params": "n_active_params",
+    "experts": "experts",
     "loss": "loss",
 }
 
@@ -439,11 +538,174 @@ def _as_float_column(values, name: str) -> np.ndarray:
     return arr
 
 
+#: Inputs with a lower limit beyond positivity: an expert count is at least 1.
+INPUT_MIN = {"experts": 1.0}
+
+
+def _table(source: Any, arrays: Mapping[str, Any]) -> tuple[Any, str]:
+    """The column table of a source, and how to name it in messages."""
+    if source is None:
+        return dict(arrays), "arrays"
+    if arrays:
+        raise ValueError("give either a source or arrays, not both")
+    if isinstance(source, (str, os.PathLike)):
+        path = os.fspath(source)
+        if not os.path.exists(path):
+            raise ValueError(f"no such file: {path}")
+        return _read_csv(source), path
+    if hasattr(source, "keys") or hasattr(source, "columns"):
+        return source, "data"
+    raise ValueError(
+        "source must be a CSV path, a mapping of columns (dict, DataFrame) "
+        f"or Observations; got {type(source).__name__}"
+    )
+
+
+def _select_rows(table, present, where, label) -> np.ndarray | None:
+    """Indices of the rows whose columns equal the ``where`` values (or None)."""
+    if not where:
+        return None
+    keep = None
+    for column, value in where.items():
+        if column not in present:
+            raise ValueError(
+                f"{label}: where: no column {column!r}; columns present: "
+                f"{', '.join(map(repr, present))}"
+            )
+        values = table[column]
+        if hasattr(values, "to_numpy"):
+            values = values.to_numpy()
+        if isinstance(values, jax.core.Tracer):
+            raise ValueError("where: rows cannot be selected on traced values")
+        arr = np.asarray(values)
+        if np.issubdtype(arr.dtype, np.number):
+            try:
+                match = arr == float(value)
+            except ValueError:
+                match = np.zeros(arr.shape, bool)
+        else:
+            match = np.array([str(v).strip() == str(value).strip() for v in arr])
+        keep = match if keep is None else keep & match
+    rows = np.flatnonzero(keep)
+    if rows.size == 0:
+        desc = ", ".join(f"{k}={v!r}" for k, v in where.items())
+        raise ValueError(f"{label}: no rows match where {desc}")
+    return rows
+
+
+def read_columns(
+    source: Any,
+    names: Sequence[str],
+    *,
+    columns: Mapping[str, str] | None = None,
+    where: Mapping[str, Any] | None = None,
+    substitutes: Mapping[str, Sequence[str]] | None = None,
+    purpose: str = "",
+    hint: str = "",
+    **arrays: ArrayLike,
+) -> tuple[dict[str, Any], np.ndarray]:
+    """Read named inputs from a CSV, a column mapping or arrays, and check them.
+
+    The reader behind :func:`observations` (and ``jscale isoflop --data``).
+
+    Args:
+      source: a CSV path, a mapping of column name to values (dict, DataFrame), or
+        ``None`` with ``arrays``.
+      names: the inputs to read, e.g. ``("n_params", "n_tokens", "loss")``.
+      columns: ``{input: column}`` overriding :data:`DEFAULT_COLUMNS`.
+      where: ``{column: value}``: keep only the rows whose column equals the value
+        (text equality for text columns, numeric for numeric ones), e.g.
+        ``{"router_type": "Hash"}``.
+      substitutes: ``{input: other inputs}`` read instead when the input's column
+        is absent and all the others are present (the caller derives the input).
+      purpose: what the inputs are for, in messages (e.g. ``"law 'kaplan'"``).
+      hint: appended to the missing-column message.
+      **arrays: the inputs as arrays, by input name (with ``source=None``).
+
+    Returns:
+      ``(values, rows)``: each input read (a substitute's inputs in its place) as
+      a float64 NumPy array (or as given, if traced) of shape ``(P,)``, and the
+      source row of each value (counted from 0, header excluded).
+
+    Raises:
+      ValueError: naming the missing columns (and those present), or the column
+        and rows of non-numeric, non-positive, NaN or infinite values (experts
+        below 1), or unequal lengths.
+
+    Examples:
+      >>> values, rows = read_columns(
+      ...     {"n_params": [1e8, 2e8, 4e8], "loss": [3.0, 2.9, 2.8], "set": [1, 2, 1]},
+      ...     ("n_params", "loss"), where={"set": 1})
+      >>> values["n_params"].tolist(), rows.tolist()
+      ([100000000.0, 400000000.0], [0, 2])
+    """
+    names_map = dict(DEFAULT_COLUMNS)
+    if columns:
+        unknown = sorted(set(columns) - set(names_map))
+        if unknown:
+            raise ValueError(
+                f"unknown input(s) in columns: {', '.join(unknown)}; valid: "
+                f"{', '.join(sorted(names_map))}"
+            )
+        names_map.update(columns)
+    table, label = _table(source, arrays)
+    if source is None:
+        names_map = {k: k for k in names_map} | {
+            k: v for k, v in names_map.items() if v in table
+        }
+    present = _column_names(table)
+    need = list(names)
+    for name, others in (substitutes or {}).items():
+        if (
+            name in need
+            and names_map[name] not in present
+            and all(names_map[o] in present for o in others)
+        ):
+            i = need.index(name)
+            need[i : i + 1] = [o for o in others if o not in need]
+    missing = [names_map[k] for k in need if names_map[k] not in present]
+    if missing:
+        what = f" for {purpose}" if purpose else ""
+        raise ValueError(
+            f"{label}: missing column(s) {', '.join(map(repr, missing))}{what}"
+            f"{hint}; columns present: {', '.join(map(repr, present)) or 'none'}"
+        )
+    selected = _select_rows(table, present, where, label)
+    values = {k: _as_float_column(table[names_map[k]], names_map[k]) for k in need}
+    lengths = {names_map[k]: np.shape(v) for k, v in values.items()}
+    if len(set(lengths.values())) != 1 or any(len(s) != 1 for s in lengths.values()):
+        desc = ", ".join(f"{k} {s}" for k, s in lengths.items())
+        raise ValueError(f"{label}: columns must be 1-D of equal length; got {desc}")
+    num = int(next(iter(lengths.values()))[0])
+    rows = np.arange(num) if selected is None else selected
+    if selected is not None:
+        values = {k: v[selected] for k, v in values.items()}
+    if all(_checks.is_concrete(v) for v in values.values()):
+        for k, v in values.items():
+            v = np.asarray(v, np.float64)
+            low = INPUT_MIN.get(k)
+            ok = np.isfinite(v) & ((v >= low) if low is not None else (v > 0))
+            bad = np.flatnonzero(~ok)
+            if bad.size:
+                shown = ", ".join(str(int(rows[i])) for i in bad[:10])
+                more = f" and {bad.size - 10} more" if bad.size > 10 else ""
+                need_text = f">= {low:g}" if low is not None else "> 0"
+                raise ValueError(
+                    f"{label}: column {names_map[k]!r} must be finite and "
+                    f"{need_text}; bad value(s) "
+                    f"{', '.join(f'{v[i]:g}' for i in bad[:3])} in row(s) "
+                    f"{shown}{more} (rows counted from 0, header excluded)"
+                )
+            values[k] = v
+    return values, rows
+
+
 def observations(
     source: Any = None,
     law: str | Model = "chinchilla",
     *,
     columns: Mapping[str, str] | None = None,
+    where: Mapping[str, Any] | None = None,
     **arrays: ArrayLike,
 ) -> Observations:
     """Collect and check the observations a family needs.
@@ -455,13 +717,16 @@ def observations(
       law: the family name (:data:`MODELS`) whose inputs are needed.
       columns: ``{input: column}`` overriding :data:`DEFAULT_COLUMNS`, e.g.
         ``{"n_params": "Model Size", "compute_flops": "Training FLOP"}``.
+      where: ``{column: value}``: keep only the matching rows (see
+        :func:`read_columns`), e.g. ``{"router_type": "Hash"}``.
       **arrays: the inputs and ``loss`` as arrays, by input name.
 
     ``compute_flops`` stands in for ``n_tokens`` when the latter is absent:
     ``D = C / (6 N)`` (Hoffmann 2022, Sec. 3.3).
 
     Returns:
-      :class:`Observations` in the default float dtype (float64 under x64).
+      :class:`Observations` in the default float dtype (float64 under x64);
+      ``rows`` holds each observation's row in the source.
 
     Raises:
       ValueError: naming the missing columns (and those present), or the rows with
@@ -476,84 +741,32 @@ def observations(
     if isinstance(source, Observations):
         return source
     model = get_model(law)
-    names = dict(DEFAULT_COLUMNS)
-    if columns:
-        unknown = sorted(set(columns) - set(names))
-        if unknown:
-            raise ValueError(
-                f"unknown input(s) in columns: {', '.join(unknown)}; valid: "
-                f"{', '.join(sorted(names))}"
-            )
-        names.update(columns)
-    where = "arrays"
-    if source is None:
-        table = dict(arrays)
-        names = {k: k for k in names} | {k: v for k, v in names.items() if v in table}
-    else:
-        if arrays:
-            raise ValueError("give either a source or arrays, not both")
-        if isinstance(source, (str, os.PathLike)):
-            where = os.fspath(source)
-            if not os.path.exists(where):
-                raise ValueError(f"no such file: {where}")
-            table = _read_csv(source)
-        elif hasattr(source, "keys") or hasattr(source, "columns"):
-            where = "data"
-            table = source
-        else:
-            raise ValueError(
-                "source must be a CSV path, a mapping of columns (dict, DataFrame) "
-                f"or Observations; got {type(source).__name__}"
-            )
-    present = _column_names(table)
-    need = list(model.inputs)
-    if "n_tokens" in need and names["n_tokens"] not in present:
-        if names["compute_flops"] in present and names["n_params"] in present:
-            need = ["compute_flops" if k == "n_tokens" else k for k in need]
-    need_cols = [names[k] for k in need] + [names["loss"]]
-    missing = [c for c in need_cols if c not in present]
-    if missing:
-        hint = ""
-        if "n_tokens" in model.inputs:
-            hint = (
-                f" ({names['compute_flops']!r} may stand in for {names['n_tokens']!r})"
-            )
-        raise ValueError(
-            f"{where}: missing column(s) {', '.join(map(repr, missing))} for law "
-            f"{model.family!r}{hint}; columns present: "
-            f"{', '.join(map(repr, present)) or 'none'}"
+    names_map = dict(DEFAULT_COLUMNS) | dict(columns or {})
+    hint = ""
+    if "n_tokens" in model.inputs:
+        hint = (
+            f" ({names_map['compute_flops']!r} may stand in for "
+            f"{names_map['n_tokens']!r})"
         )
-    values = {k: _as_float_column(table[names[k]], names[k]) for k in need}
-    values["loss"] = _as_float_column(table[names["loss"]], names["loss"])
-    lengths = {names.get(k, k): np.shape(v) for k, v in values.items()}
-    if len({s for s in lengths.values()}) != 1 or any(
-        len(s) != 1 for s in lengths.values()
-    ):
-        desc = ", ".join(f"{k} {s}" for k, s in lengths.items())
-        raise ValueError(f"{where}: columns must be 1-D of equal length; got {desc}")
-    concrete = all(_checks.is_concrete(v) for v in values.values())
-    num = int(np.shape(values["loss"])[0])
-    if concrete:
-        for k, v in values.items():
-            bad = np.flatnonzero(~(np.isfinite(v) & (v > 0)))
-            if bad.size:
-                shown = ", ".join(str(int(i)) for i in bad[:10])
-                more = f" and {bad.size - 10} more" if bad.size > 10 else ""
-                raise ValueError(
-                    f"{where}: column {names.get(k, k)!r} must be finite and > 0; "
-                    f"bad value(s) {', '.join(f'{v[i]:g}' for i in bad[:3])} in "
-                    f"row(s) {shown}{more} (rows counted from 0, header excluded)"
-                )
+    values, rows = read_columns(
+        source,
+        tuple(model.inputs) + ("loss",),
+        columns=columns,
+        where=where,
+        substitutes={"n_tokens": ("compute_flops", "n_params")},
+        purpose=f"law {_model_name(model)!r}",
+        hint=hint,
+        **arrays,
+    )
     if "compute_flops" in values and "n_tokens" in model.inputs:
         # D = C / (6 N), in float64 when the values are at hand (C ~ 1e22 would
         # lose digits through logs in float32).
         c = values.pop("compute_flops")
-        n = values["n_params"]
-        values["n_tokens"] = c / (6.0 * n)
+        values["n_tokens"] = c / (6.0 * values["n_params"])
     dtype = default_float()
     out = {k: jnp.asarray(v, dtype) for k, v in values.items()}
     inputs = {k: out[k] for k in model.inputs}
-    return Observations(inputs, out["loss"], np.arange(num))
+    return Observations(inputs, out["loss"], rows)
 
 
 # --------------------------------------------------------------- parameter structure
@@ -680,13 +893,33 @@ def huber_log_normalizer(delta: float = 1e-3) -> float:
     return math.log(z)
 
 
-def _basis(theta):
-    zero = [jnp.zeros_like(t) for t in theta]
-    one = [jnp.ones_like(t) for t in theta]
-    return [
-        tuple(one[q] if q == i else zero[q] for q in range(len(theta)))
-        for i in range(len(theta))
-    ]
+def _autodiff_derivatives(model, theta, xi, hessian):
+    """Value, gradient and (upper) Hessian of ``model.log_predict`` by autodiff.
+
+    ``theta`` is a tuple of ``(S, 1)`` arrays and ``xi`` a tuple of ``(1, B)``
+    arrays. The prediction is written for one lane and one observation (a scalar
+    function of the coordinate vector), differentiated with ``jax.grad`` and
+    ``jax.hessian`` and vmapped over observations and lanes: the prediction is
+    traced a few times, not once per Hessian entry, which keeps compilation short.
+    """
+    k = len(theta)
+    tv = jnp.concatenate(theta, axis=-1)  # (S, k)
+    xs = tuple(x[0] for x in xi)  # (B,) each
+
+    def scalar(t, *x):
+        return model.log_predict(tuple(t[i] for i in range(k)), x)
+
+    def per_point(t, *x):
+        value, grad = jax.value_and_grad(scalar)(t, *x)
+        hess = jax.hessian(scalar)(t, *x) if hessian else None
+        return value, grad, hess
+
+    per_lane = jax.vmap(per_point, in_axes=(None,) + (0,) * len(xs))
+    value, grad, hess = jax.vmap(per_lane, in_axes=(0,) + (None,) * len(xs))(tv, *xs)
+    jac = [grad[..., i] for i in range(k)]
+    if not hessian:
+        return value, jac, None
+    return value, jac, {(i, j): hess[..., i, j] for i in range(k) for j in range(i, k)}
 
 
 def _point_terms(model, ml, delta, theta, xi, yi, w, newton):
@@ -706,20 +939,7 @@ def _point_terms(model, ml, delta, theta, xi, yi, w, newton):
     if model.derivatives is not None:
         value, jac, hess = model.derivatives(th, xi, want_hessian)
     else:
-        basis = _basis(th)
-
-        def pred(*t):
-            return model.log_predict(t, xi)
-
-        value = pred(*th)
-        jac = [jax.jvp(pred, th, basis[i])[1] for i in range(k)]
-        hess = None
-        if want_hessian:
-            hess = {}
-            for i in range(k):
-                gi = partial(_jvp_tangent, pred, basis[i])
-                for j in range(i, k):
-                    hess[i, j] = jax.jvp(gi, th, basis[j])[1]
+        value, jac, hess = _autodiff_derivatives(model, th, xi, want_hessian)
     if not want_hessian:
         newton = 0.0
     r = value - yi
@@ -755,9 +975,17 @@ def _point_terms(model, ml, delta, theta, xi, yi, w, newton):
 
     out = [total(rho)] + [total(g) for g in grads]
     K = k + (1 if ml else 0)
+    lse = want_hessian and isinstance(hess, _LSEHessian)
+    if lse:  # rho'' J J^T + rho' (-J J^T + extras)
+        outer = rho_rr - newton * rho_r
+        second = newton * rho_r
     for i in range(K):
         for j in range(i, K):
-            if i < k and j < k:
+            if i < k and j < k and lse:
+                h = outer * jac[i] * jac[j]
+                if (i, j) in hess.extras:
+                    h = h + second * hess.extras[i, j]
+            elif i < k and j < k:
                 h = rho_rr * jac[i] * jac[j]
                 if want_hessian:
                     h = h + newton * rho_r * hess[i, j]
@@ -769,14 +997,14 @@ def _point_terms(model, ml, delta, theta, xi, yi, w, newton):
     return out
 
 
-def _jvp_tangent(fn, tangent, *primals):
-    return jax.jvp(fn, primals, tangent)[1]
-
-
 #: Lanes times observations evaluated per step of the loop over observations:
 #: blocks keep small batches from paying one loop step per observation, and
 #: large ones from materializing (lanes x observations) temporaries.
 _BLOCK_ELEMENTS = 4096
+#: Up to this many lanes times observations, all observations are evaluated at
+#: once, without the loop: small fits (most families' grids) then compile about
+#: twice as fast, and their temporaries stay small.
+_UNBLOCKED_ELEMENTS = 1 << 16
 
 
 def _evaluate(spec, z, P, offset, log_x, log_y, weights, newton):
@@ -786,6 +1014,21 @@ def _evaluate(spec, z, P, offset, log_x, log_y, weights, newton):
     K = P.shape[0]
     S = z.shape[0]
     num = log_y.shape[0]
+    theta = tuple(theta_mat[:, i : i + 1] for i in range(K))
+    if newton is not False:
+        newton = jnp.broadcast_to(jnp.asarray(newton, z.dtype), (S,))[:, None]
+    if S * num <= _UNBLOCKED_ELEMENTS:
+        acc = _point_terms(
+            model,
+            ml,
+            delta,
+            theta,
+            tuple(x[None, :] for x in log_x),
+            log_y[None, :],
+            weights,
+            newton,
+        )
+        return _assemble(acc, P, K, ml, delta, weights)
     block = max(1, min(num, _BLOCK_ELEMENTS // max(S, 1)))
     nblocks = -(-num // block)
     pad = nblocks * block - num
@@ -794,9 +1037,6 @@ def _evaluate(spec, z, P, offset, log_x, log_y, weights, newton):
     log_y = jnp.pad(log_y, (0, pad)).reshape(nblocks, 1, block)
     w = jnp.pad(weights, ((0, 0), (0, pad))).reshape(S, nblocks, block)
     w = jnp.moveaxis(w, 1, 0)
-    theta = tuple(theta_mat[:, i : i + 1] for i in range(K))
-    if newton is not False:
-        newton = jnp.broadcast_to(jnp.asarray(newton, z.dtype), (S,))[:, None]
 
     def body(acc, xs):
         xi, yi, wi = xs
@@ -806,6 +1046,11 @@ def _evaluate(spec, z, P, offset, log_x, log_y, weights, newton):
     n_out = 1 + K + K * (K + 1) // 2
     init = [jnp.zeros(S, z.dtype) for _ in range(n_out)]
     acc, _ = jax.lax.scan(body, init, (log_x, log_y, w))
+    return _assemble(acc, P, K, ml, delta, weights)
+
+
+def _assemble(acc, P, K, ml, delta, weights):
+    """``(f, g, H)`` in the free coordinates from the summed terms."""
     f = acc[0]
     g = jnp.stack(acc[1 : 1 + K], axis=-1)
     upper = acc[1 + K :]
@@ -907,8 +1152,21 @@ def _start(z0):
     )
 
 
-def _iterate(spec, state, P, offset, data, lower, upper, ftol, max_steps, newton_after):
-    """Damped Newton / IRLS trial steps until every lane stops or ``max_steps``.
+def _iterate(
+    spec,
+    state,
+    P,
+    offset,
+    data,
+    lower,
+    upper,
+    ftol,
+    max_steps,
+    newton_after,
+    stop_count=0,
+):
+    """Damped Newton / IRLS trial steps until at most ``stop_count`` lanes are
+    still running (every lane has stopped, by default) or ``max_steps``.
 
     A lane whose objective is still ``inf`` (not yet evaluated) takes a zero step,
     so its first trial evaluates the start itself. Lanes use the IRLS majorizer for
@@ -919,12 +1177,14 @@ def _iterate(spec, state, P, offset, data, lower, upper, ftol, max_steps, newton
     log_x, log_y, weights = data
     lam_max = 1e16
     # An absolute floor for exact data (objective ~ 0): the Huber sum if every
-    # residual were delta. ftol times it is far below any noise in real data.
-    floor = 0.5 * spec[2] ** 2 * jnp.sum(weights, axis=1)
+    # residual were min(delta, 1e-3) (1e-3 in log loss is below the noise of any
+    # real run). ftol times it is far below any noise in real data.
+    floor = 0.5 * min(spec[2], 1e-3) ** 2 * jnp.sum(weights, axis=1)
 
     def cond(st):
-        return jnp.any(st.status < 0) & (
-            jnp.min(jnp.where(st.status < 0, st.steps, max_steps)) < max_steps
+        running = st.status < 0
+        return (jnp.sum(running) > stop_count) & (
+            jnp.min(jnp.where(running, st.steps, max_steps)) < max_steps
         )
 
     def body(st):
@@ -972,55 +1232,91 @@ def _iterate(spec, state, P, offset, data, lower, upper, ftol, max_steps, newton
     return jax.lax.while_loop(cond, body, state)
 
 
-#: Large batches (bootstrap) run every lane for this many steps, then continue
-#: only the unfinished ones in a batch of an eighth of the size, so that the
-#: slowest few lanes do not keep the whole batch iterating.
-_COMPACT_AFTER = 24
-_COMPACT_MIN_LANES = 512
+#: Large batches (bootstrap) shrink as their lanes converge: the batch iterates
+#: until at most a quarter of its lanes are still running, then those continue in
+#: a batch of a quarter of the size, and so on down to ``_COMPACT_MIN_LANES``, so
+#: that the slowest few lanes do not keep the whole batch iterating. (A
+#: warm-started bootstrap needs a median of ~8 steps and its slowest lanes ~35.)
+_COMPACT_FACTOR = 4
+_COMPACT_MIN_LANES = 64
 
 
 def _polish(spec, st, P, offset, data, lower, upper, ftol, max_steps, newton_after):
     S = st.z.shape[0]
-    if S < _COMPACT_MIN_LANES or max_steps <= _COMPACT_AFTER:
+    cap = S // _COMPACT_FACTOR
+    if cap < _COMPACT_MIN_LANES:
         return _iterate(
             spec, st, P, offset, data, lower, upper, ftol, max_steps, newton_after
         )
     st = _iterate(
-        spec, st, P, offset, data, lower, upper, ftol, _COMPACT_AFTER, newton_after
+        spec, st, P, offset, data, lower, upper, ftol, max_steps, newton_after, cap
     )
-    unfinished = st.status == MAX_STEPS
-    st = st._replace(status=jnp.where(unfinished, -1, st.status).astype(jnp.int32))
-    cap = S // 8
+    # At most ``cap`` lanes are still running: continue them in a smaller batch.
     log_x, log_y, weights = data
+    _, idx = jax.lax.top_k((st.status < 0).astype(jnp.int32), cap)
+    sub = _State(*(x[idx] for x in st))
+    sub = _polish(
+        spec,
+        sub,
+        P,
+        offset,
+        (log_x, log_y, weights[idx]),
+        lower,
+        upper,
+        ftol,
+        max_steps,
+        newton_after,
+    )
+    return _State(*(x.at[idx].set(y) for x, y in zip(st, sub, strict=True)))
 
-    def compact(st):
-        _, idx = jax.lax.top_k(unfinished.astype(jnp.int32), cap)
-        sub = _State(*(x[idx] for x in st))
-        sub = _iterate(
-            spec,
-            sub,
-            P,
-            offset,
-            (log_x, log_y, weights[idx]),
-            lower,
-            upper,
-            ftol,
-            max_steps,
-            newton_after,
-        )
-        return _State(*(x.at[idx].set(y) for x, y in zip(st, sub, strict=True)))
 
-    def full(st):
-        return _iterate(
-            spec, st, P, offset, data, lower, upper, ftol, max_steps, newton_after
-        )
-
-    return jax.lax.cond(jnp.sum(unfinished) <= cap, compact, full, st)
+def _start_shared(spec, z0, P, offset, log_x, log_y, weights, lower, upper):
+    """The state after every lane's first evaluation, when all lanes start at the
+    same point and differ only in their observation weights (a warm-started
+    bootstrap): the objective, gradient and curvature are linear in the weights,
+    so they are the per-observation terms at that point (one cheap evaluation
+    with one-hot weights) times the weight matrix, instead of a full evaluation
+    of every lane. The first step's curvature is the IRLS majorizer, as in
+    :func:`_iterate`.
+    """
+    num = log_y.shape[0]
+    S, m = z0.shape
+    z_one = jnp.broadcast_to(z0[:1], (num, m))
+    eye = jnp.eye(num, dtype=z0.dtype)
+    f_p, g_p, H_p = _evaluate(spec, z_one, P, offset, log_x, log_y, eye, False)
+    f = weights @ f_p
+    g = weights @ g_p
+    H = (weights @ H_p.reshape(num, m * m)).reshape(S, m, m)
+    finite = (
+        jnp.isfinite(f)
+        & jnp.all(jnp.isfinite(g), -1)
+        & jnp.all(jnp.isfinite(H), (-2, -1))
+    )
+    st = _start(z0)
+    z = jnp.broadcast_to(z0[:1], z0.shape)
+    dec = _decrement(g, H, _active(z, g, lower, upper))
+    return _State(
+        z,
+        jnp.where(finite, f, jnp.inf),
+        jnp.where(finite[:, None], g, 0.0),
+        jnp.where(finite[:, None, None], H, 0.0),
+        st.lam,
+        jnp.where(finite, dec, jnp.inf),
+        jnp.where(finite, -1, NONFINITE).astype(jnp.int32),
+        jnp.ones(S, jnp.int32),
+    )
 
 
 @partial(
     jax.jit,
-    static_argnames=("spec", "keep", "screen_steps", "irls_steps", "max_steps"),
+    static_argnames=(
+        "spec",
+        "keep",
+        "screen_steps",
+        "irls_steps",
+        "max_steps",
+        "shared_start",
+    ),
 )
 def _solve(
     spec,
@@ -1038,15 +1334,22 @@ def _solve(
     screen_steps,
     irls_steps,
     max_steps,
+    shared_start=False,
 ):
     """Screen all starts, keep the best ``keep``, polish them: one compile.
 
     ``weights`` is ``(S, P)``: a row of observation weights per lane.
+    ``shared_start``: every lane starts at ``z0[0]`` (see :func:`_start_shared`).
     """
     data = (log_x, log_y, weights)
     S = z0.shape[0]
     lower, upper = lower[None, :], upper[None, :]
     z0 = jnp.clip(z0, lower, upper)
+    if shared_start and keep >= S:
+        sk = _start_shared(spec, z0, P, offset, log_x, log_y, weights, lower, upper)
+        return _polish(
+            spec, sk, P, offset, data, lower, upper, ftol, max_steps, irls_steps + 1
+        )
     if keep < S:
         st = _iterate(
             spec,
@@ -1289,7 +1592,8 @@ def fit(
     bounds: Mapping[str, tuple[float | None, float | None]] | None = None,
     weights: ArrayLike | None = None,
     columns: Mapping[str, str] | None = None,
-    keep: int = 64,
+    where: Mapping[str, Any] | None = None,
+    keep: int | None = None,
     screen_steps: int = 12,
     irls_steps: int | None = None,
     max_steps: int = 300,
@@ -1316,8 +1620,11 @@ def fit(
       tie: groups of parameters constrained equal, e.g. ``[("alpha", "beta")]``.
       bounds: ``{name: (low, high)}`` in the parameter's units (``None`` for open).
       weights: optional non-negative weight per observation, ``(P,)``.
-      columns: column names, as for :func:`observations`.
-      keep: how many screened starts are polished to convergence.
+      columns, where: column names and row selection, as for
+        :func:`observations`.
+      keep: how many screened starts are polished to convergence (default: all
+        of them up to 256 starts, as one loop that compiles fast; the best 64 of
+        larger grids such as Hoffmann's 4500).
       screen_steps: IRLS steps every start takes before the best ``keep`` are kept.
       irls_steps: IRLS steps of the polished starts before exact Newton steps
         (default 30 for ``"huber"``; for ``"ml"`` all steps are IRLS steps: its
@@ -1352,10 +1659,10 @@ def fit(
     _checks.check_choice("objective", objective, ("huber", "ml"))
     if not (isinstance(delta, (int, float)) and delta > 0 and math.isfinite(delta)):
         raise ValueError(f"delta must be a finite number > 0; got {delta!r}")
-    for name, v in (("keep", keep), ("max_steps", max_steps)):
+    for name, v in (("keep", 1 if keep is None else keep), ("max_steps", max_steps)):
         if int(v) < 1:
             raise ValueError(f"{name} must be >= 1; got {v}")
-    obs = observations(data, model, columns=columns)
+    obs = observations(data, model, columns=columns, where=where)
     ml = objective == "ml"
     irls_steps = _irls_default(irls_steps, ml, max_steps)
     extra = ("log_scale",) if ml else ()
@@ -1380,6 +1687,8 @@ def fit(
             raise ValueError(f"weights must have shape ({num},); got {w.shape}")
         w = w.astype(dtype)
     ftol = _default_ftol(dtype) if ftol is None else float(ftol)
+    if keep is None:
+        keep = S if S <= _POLISH_ALL else 64
     keep = min(int(keep), S)
     st = _solve(
         (model, ml, float(delta)),
@@ -1448,13 +1757,27 @@ def resample_weights(key: jax.Array, num_points: int, num_resamples: int) -> jax
       ((3, 5), [5, 5, 5])
     """
 
+    pieces = [
+        _resample_chunk(key, jnp.asarray(start, jnp.int32), num_points=num_points)
+        for start in range(0, int(num_resamples), _RESAMPLE_CHUNK)
+    ]
+    return jnp.concatenate(pieces)[: int(num_resamples)]
+
+
+#: Resamples are drawn in chunks of this many: one compilation serves any number.
+_RESAMPLE_CHUNK = 256
+
+
+@partial(jax.jit, static_argnames=("num_points",))
+def _resample_chunk(key, start, *, num_points):
     def one(i):
         idx = jax.random.randint(
             jax.random.fold_in(key, i), (num_points,), 0, num_points
         )
         return jnp.zeros(num_points, default_float()).at[idx].add(1.0)
 
-    return jax.vmap(one)(jnp.arange(num_resamples))
+    # a sequential map compiles faster than vmap over the random draws
+    return jax.lax.map(one, start + jnp.arange(_RESAMPLE_CHUNK))
 
 
 def bootstrap(
@@ -1471,6 +1794,7 @@ def bootstrap(
     tie: Sequence[Sequence[str]] = (),
     bounds: Mapping[str, tuple[float | None, float | None]] | None = None,
     columns: Mapping[str, str] | None = None,
+    where: Mapping[str, Any] | None = None,
     weights: ArrayLike | None = None,
     irls_steps: int | None = None,
     max_steps: int = 300,
@@ -1491,7 +1815,7 @@ def bootstrap(
       num_resamples: K.
       init: the starting point: a :class:`FitResult`, a ``*Params``, or ``None``.
       confidence: coverage of the percentile intervals (0 < confidence < 1).
-      objective, delta, freeze, tie, bounds, columns, max_steps, ftol: as for
+      objective, delta, freeze, tie, bounds, columns, where, max_steps, ftol: as for
         :func:`fit`.
       weights: explicit resamples as counts ``(K, P)`` (then ``key`` and
         ``num_resamples`` are ignored), e.g. to reuse another study's resamples.
@@ -1505,7 +1829,7 @@ def bootstrap(
     model = get_model(law)
     if not 0.0 < confidence < 1.0:
         raise ValueError(f"confidence must be in (0, 1); got {confidence}")
-    obs = observations(data, model, columns=columns)
+    obs = observations(data, model, columns=columns, where=where)
     num = int(obs.loss.shape[0])
     if weights is not None:
         weights = np.asarray(weights, np.float64)
@@ -1561,6 +1885,7 @@ def bootstrap(
         screen_steps=0,
         irls_steps=int(irls_steps),
         max_steps=int(max_steps),
+        shared_start=True,
     )
     theta = (
         st.z @ jnp.asarray(structure.P.T, dtype)
@@ -1609,12 +1934,28 @@ def named(
 
 
 #: Example data shipped with jscale (permissively licensed; see each SOURCE.md):
-#: name -> (file, column mapping for :func:`observations`).
+#: name -> (file, column mapping for :func:`observations` / :func:`read_columns`).
 EXAMPLES = {
+    # Sardana et al. 2024, 47 runs (Apache-2.0): law "chinchilla".
     "beyond_chinchilla": (
         "beyond_chinchilla/trainingresults.csv",
         {"n_params": "Parameters", "n_tokens": "Tokens", "loss": "Smoothed Loss"},
     ),
+    # Muennighoff et al. 2023, 182 C4 runs with repeated data (Apache-2.0): law
+    # "data-constrained".
+    "datablations": (
+        "datablations/datablations_c4_182runs.csv",
+        {"n_params": "params", "n_tokens": "tokens", "loss": "val_loss"},
+    ),
+    # Porian et al. 2024, isoFLOP points (MIT): Approach 2 (jscale.isoflop); select
+    # a configuration with where={"dataset": ..., "config_label": ...}.
+    "porian_isoflops": (
+        "porian_isoflops/porian_isoflop_points.csv",
+        {"compute_flops": "flops", "n_params": "params", "n_tokens": "tokens"},
+    ),
+    # Clark et al. 2022, final losses of routed models (CC-BY 4.0): law "moe";
+    # select a router with where={"router": "S-Base"} (or "RL-R", "Hash").
+    "routing_moe": ("routing_moe/clark2022_routed.csv", {}),
 }
 
 
