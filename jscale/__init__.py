@@ -11,7 +11,7 @@ vmappable functions.
 
 from __future__ import annotations
 
-from . import accounting, allocation, fitting, isoflop, laws
+from . import accounting, allocation, fitting, isoflop, laws, montecarlo, sweep
 from .accounting import budget, get_hardware, training_flops
 from .allocation import (
     AllocationResult,
@@ -66,7 +66,9 @@ __all__ = [
     "kaplan_frontier",
     "kaplan_optimal",
     "laws",
+    "montecarlo",
     "optimal",
+    "sweep",
     "tokens_per_param_rule",
     "training_flops",
 ]

@@ -324,6 +324,12 @@ def _scenario_plan(args, preset: laws.Preset) -> dict:
                 max_epochs=args.max_epochs,
                 inference_tokens=args.inference_tokens,
                 target_loss=args.target_loss,
+                quality=args.quality,
+                experts=args.experts,
+                max_experts=args.max_experts,
+                memory_gb=args.memory_gb,
+                devices=args.devices if args.memory_gb is not None else 1.0,
+                precision=args.precision,
             )
     except ValueError as e:
         raise CLIError(f"jscale optimal: error: {option}: {e}") from None
@@ -344,6 +350,24 @@ def _scenario_plan(args, preset: laws.Preset) -> dict:
     if r.inference_flops is not None:
         out["inference_flops"] = _f(r.inference_flops)
         out["lifetime_flops"] = _f(r.lifetime_flops)
+    if r.n_total_params is not None:  # MoE: n_params holds the active parameters
+        out["n_active_params"] = out["n_params"]
+        out["n_total_params"] = _f(r.n_total_params)
+        out["experts"] = _f(r.experts)
+        if r.granularity is not None:
+            out["granularity"] = _f(r.granularity)
+        out["memory_bytes"] = _f(r.memory_bytes)
+        if args.memory_gb is not None:
+            out["memory_gb"] = args.memory_gb
+            out["devices"] = args.devices
+    if r.bits is not None:
+        out["bits"] = _f(r.bits)
+    if args.quality is not None:
+        out["quality"] = args.quality
+        if r.effective_tokens is not None:
+            out["effective_tokens"] = _f(r.effective_tokens)
+    if args.precision is not None:
+        out["precision"] = args.precision
     return out
 
 
@@ -365,6 +389,19 @@ def cmd_optimal(args) -> dict:
         ]
         if "epochs" in out:
             rows.insert(4, ("epochs", f"{out['epochs']:.3g}"))
+        if "n_total_params" in out:
+            rows[1] = ("active parameters", _fmt(out["n_active_params"], "params"))
+            rows.insert(2, ("total parameters", _fmt(out["n_total_params"], "params")))
+            rows.insert(3, ("experts", f"{out['experts']:.3g}"))
+            if "granularity" in out:
+                rows.insert(4, ("granularity", f"{out['granularity']:.3g}"))
+            rows.insert(-1, ("memory", f"{out['memory_bytes'] / 1e9:.4g} GB"))
+        if "bits" in out:
+            rows.insert(-1, ("training precision", f"{out['bits']:.3g} bits"))
+        if "effective_tokens" in out:
+            rows.insert(
+                -1, ("effective tokens", _fmt(out["effective_tokens"], "tokens"))
+            )
         for key, label in (
             ("lifetime_flops", "lifetime FLOPs"),
             ("inference_flops", "inference FLOPs"),
@@ -437,7 +474,118 @@ def cmd_budget(args) -> dict:
     return out
 
 
+def _isoflop_data(args) -> dict:
+    """``jscale isoflop --data FILE``: Approach 2 on measured isoFLOP runs."""
+    from . import fitting  # the CSV reader and its checks
+
+    if args.compute:
+        raise CLIError(
+            "jscale isoflop: error: give --data (measured runs) or --compute "
+            "(budgets under a law), not both"
+        )
+    columns = _pairs(args.column, "--column", "isoflop")
+    where = _pairs(args.where, "--where", "isoflop")
+    values, _ = fitting.read_columns(
+        args.data,
+        ("compute_flops", "n_params", "loss"),
+        columns=columns,
+        where=where,
+        substitutes={"compute_flops": ("n_params", "n_tokens")},
+        purpose="Approach 2",
+        hint=" (n_tokens may stand in for compute_flops: C = 6 N D)",
+    )
+    if "compute_flops" not in values:
+        values["compute_flops"] = 6.0 * values["n_params"] * values.pop("n_tokens")
+    runs = isoflop.group_runs(
+        values["compute_flops"], values["n_params"], values["loss"], window=args.window
+    )
+    r = isoflop.approach2(runs.compute_flops, runs.n_params, runs.loss, runs.mask)
+    out = {
+        "file": str(args.data),
+        "where": where,
+        "window": args.window,
+        "runs": int(runs.mask.size - np.sum(runs.rows < 0)),
+        "fitted_runs": int(np.sum(runs.mask)),
+        "budgets": [],
+        "a": _f(r.a),
+        "b": _f(r.b),
+        "k_n": _f(np.exp(r.log_k_n)),
+        "k_d": _f(np.exp(r.log_k_d)),
+        "num_budgets": int(r.num_budgets),
+        "note": "parabola in log N per budget (weighted least squares), then "
+        "N_opt = k_n C^a and D_opt = k_d C^b across budgets (Hoffmann 2022 Sec. 3.2)",
+    }
+    for i, c in enumerate(runs.compute_flops):
+        out["budgets"].append(
+            {
+                "compute_flops": float(c),
+                "runs": int(np.sum(runs.rows[i] >= 0)),
+                "fitted_runs": int(np.sum(runs.mask[i])),
+                "valid": bool(r.valid[i]),
+                "extrapolated": bool(r.extrapolated[i]),
+                "n_params_opt": _f(r.n_opt[i]),
+                "n_tokens_opt": _f(r.d_opt[i]),
+                "loss_opt": _f(r.loss_opt[i]),
+            }
+        )
+    if args.bootstrap:
+        bs = isoflop.approach2_bootstrap(
+            jax.random.key(args.seed),
+            runs.compute_flops,
+            runs.n_params,
+            runs.loss,
+            runs.mask,
+            num_resamples=max(args.bootstrap, 2),
+            confidence=args.confidence,
+        )
+        out["stderr"] = {"a": _f(bs.stderr_a), "b": _f(bs.stderr_b)}
+        out["intervals"] = {
+            "a": [_f(bs.low_a), _f(bs.high_a)],
+            "b": [_f(bs.low_b), _f(bs.high_b)],
+        }
+        out["bootstrap"] = {
+            "resamples": int(bs.a.shape[0]),
+            "valid": int(np.sum(bs.valid)),
+            "confidence": args.confidence,
+            "seed": args.seed,
+            "method": "runs resampled with replacement within each budget",
+        }
+    if not args.json:
+        print(
+            f"Approach 2 on {out['fitted_runs']} of {out['runs']} runs in {args.data}"
+            + (f" (window {args.window:g} decades)" if args.window else "")
+        )
+        print(f"{'compute':>10}  {'runs':>4}  {'N_opt':>8}  {'D_opt':>8}  {'loss':>7}")
+        for b in out["budgets"]:
+            n_opt = _fmt(b["n_params_opt"], "params") if b["valid"] else "-"
+            d_opt = _fmt(b["n_tokens_opt"], "tokens") if b["valid"] else "-"
+            loss = f"{b['loss_opt']:.4f}" if b["valid"] else "-"
+            flag = "  (vertex outside the fitted sizes)" if b["extrapolated"] else ""
+            print(
+                f"{b['compute_flops']:>10.3g}  {b['fitted_runs']:>4}  {n_opt:>8}  "
+                f"{d_opt:>8}  {loss:>7}{flag}"
+            )
+        for name in ("a", "b"):
+            text = f"{out[name]:.4f}" if out[name] is not None else "nan"
+            if "stderr" in out and out["stderr"][name] is not None:
+                lo, hi = out["intervals"][name]
+                text += (
+                    f"  (se {out['stderr'][name]:.3g}; "
+                    f"{100 * args.confidence:g}% interval {lo:.4f} .. {hi:.4f})"
+                )
+            what = "N_opt" if name == "a" else "D_opt"
+            print(f"{what} ~ C^{name}: {name} = {text}")
+    return out
+
+
 def cmd_isoflop(args) -> dict:
+    if args.data is not None:
+        return _isoflop_data(args)
+    if args.bootstrap or args.window is not None or args.where or args.column:
+        raise CLIError(
+            "jscale isoflop: error: --bootstrap, --window, --where and --column "
+            "need --data"
+        )
     preset = laws.get(args.law)
     if preset.family.inputs[:2] != ("n_params", "n_tokens"):
         raise CLIError(
@@ -501,17 +649,27 @@ def cmd_isoflop(args) -> dict:
     return out
 
 
-def _pairs(items, option: str) -> dict[str, str]:
+def _pairs(items, option: str, command: str = "fit") -> dict[str, str]:
     """``NAME=VALUE`` options as a dict; a malformed one is a one-line error."""
     out = {}
     for item in items or ():
         name, sep, value = item.partition("=")
         if not sep or not name or not value:
             raise CLIError(
-                f"jscale fit: error: {option} expects NAME=VALUE, got {item!r}"
+                f"jscale {command}: error: {option} expects NAME=VALUE, got {item!r}"
             )
         out[name.strip()] = value.strip()
     return out
+
+
+#: ``jscale fit --law`` choices: the families of ``jscale.fitting.MODELS``.
+FIT_LAWS = {
+    "chinchilla": "E + A/N^alpha + B/D^beta (Hoffmann 2022)",
+    "kaplan": "Kaplan 2020 L(N, D)",
+    "data-constrained": "Muennighoff 2023 (needs unique_tokens)",
+    "bnsl": "Caballero 2022, one break (input x)",
+    "moe": "Clark 2022 routed law (inputs n_active_params, experts)",
+}
 
 
 def _fit_number(text: str, option: str) -> float:
@@ -558,13 +716,15 @@ def cmd_fit(args) -> dict:
         tie=tie,
         bounds=bounds,
     )
-    obs = fitting.observations(args.file, args.law, columns=columns)
+    where = _pairs(args.where, "--where")
+    obs = fitting.observations(args.file, args.law, columns=columns, where=where)
     result = fitting.fit(obs, args.law, starts=starts, **options)
     counts = np.bincount(np.asarray(result.starts.status), minlength=5)
     status_names = {c: m.split(":")[0] for c, m in fitting.STATUS_MESSAGES.items()}
     out = {
         "law": args.law,
         "file": str(args.file),
+        "where": where,
         "observations": int(obs.loss.shape[0]),
         "params": {k: _f(v) for k, v in fitting.named(result).items()},
         "objective": _f(result.objective),
@@ -617,6 +777,160 @@ def cmd_fit(args) -> dict:
             b = out["bootstrap"]["status"]
             rows.append(("bootstrap", ", ".join(f"{k} {v}" for k, v in b.items())))
         _print_table(rows)
+    return out
+
+
+_SWEEP_PLANS: dict = {}
+
+
+def _sweep_plan(mfu: float, price: float | None):
+    """The function ``jscale sweep`` evaluates; one object per setting, so that
+    repeated sweeps in one process reuse its compiled programs."""
+    import jax.numpy as jnp
+
+    if (mfu, price) in _SWEEP_PLANS:
+        return _SWEEP_PLANS[mfu, price]
+
+    def plan(law, compute_flops, unique_tokens=None, hardware=None, precision=None):
+        r = allocation.optimal(law, compute_flops, unique_tokens=unique_tokens)
+        out = {
+            "n_params": r.n_params,
+            "n_tokens": r.n_tokens,
+            "tokens_per_param": r.tokens_per_param,
+            "loss": r.loss,
+            "status": r.status,
+        }
+        if unique_tokens is not None:
+            out["epochs"] = r.n_tokens / unique_tokens
+        if hardware is not None:
+            try:
+                hours = accounting.flops_to_device_hours(
+                    compute_flops, hardware, precision, mfu
+                )
+            except ValueError:  # a precision the datasheet does not list
+                hours = jnp.full_like(compute_flops, jnp.nan)
+            out["device_hours"] = hours
+            if price is not None:
+                out["cost_usd"] = hours * price
+        return out
+
+    _SWEEP_PLANS[mfu, price] = plan
+    return plan
+
+
+def cmd_sweep(args) -> dict:
+    """Compute-optimal plans over a labelled grid (law x budget x ...), chunked."""
+    from . import sweep
+
+    if args.compute is not None and (
+        args.compute_min is not None or args.compute_max is not None
+    ):
+        raise CLIError(
+            "jscale sweep: error: give --compute (a list of budgets) or "
+            "--compute-min/--compute-max, not both"
+        )
+    if args.compute is not None:
+        budgets = list(args.compute)
+    else:
+        lo = 1e18 if args.compute_min is None else args.compute_min
+        hi = 1e26 if args.compute_max is None else args.compute_max
+        if hi < lo or (hi == lo and args.num_budgets > 1):
+            raise CLIError(
+                f"jscale sweep: error: --compute-max ({hi:g}) must exceed "
+                f"--compute-min ({lo:g})"
+            )
+        budgets = np.logspace(math.log10(lo), math.log10(hi), args.num_budgets)
+    if args.price is not None and not args.hardware:
+        raise CLIError("jscale sweep: error: --price needs --hardware")
+    suffix = str(args.out or ".csv").lower().rsplit(".", 1)[-1]
+    if suffix not in ("csv", "npz", "parquet"):
+        raise CLIError(
+            f"jscale sweep: error: --out: use a .csv, .npz or .parquet suffix; got "
+            f"{args.out!r}"
+        )
+    if args.precision and not args.hardware:
+        raise CLIError("jscale sweep: error: --precision needs --hardware")
+    axes = {"law": list(dict.fromkeys(args.law)), "compute_flops": budgets}
+    if args.unique_tokens:
+        axes["unique_tokens"] = args.unique_tokens
+    if args.hardware:
+        axes["hardware"] = list(dict.fromkeys(args.hardware))
+        axes["precision"] = list(dict.fromkeys(args.precision or ["bf16"]))
+    grid = sweep.Grid(axes)
+    mfu, price = args.mfu, args.price
+    plan = _sweep_plan(mfu, price)
+    result = sweep.sweep(
+        plan,
+        grid,
+        chunk_size=args.chunk_size,
+        checkpoint=args.checkpoint,
+        resume=args.resume,
+        overwrite=args.overwrite,
+        progress=not args.no_progress,
+        config={"command": "jscale sweep", "mfu": mfu, "price": price},
+        description="jscale sweep",
+    )
+    if args.out:
+        try:
+            result.save(args.out)
+        except (OSError, ModuleNotFoundError) as e:
+            raise CLIError(f"jscale sweep: error: --out: {e}") from None
+    status = {c: m.split(":")[0] for c, m in allocation.STATUS_MESSAGES.items()}
+    order = list(grid.coords) + [
+        k
+        for k in ("n_params", "n_tokens", "tokens_per_param", "loss", "epochs")
+        + ("device_hours", "cost_usd", "status")
+        if k in result.data
+    ]
+    points = []
+    for row in result.records():
+        row["status"] = status.get(row["status"], str(row["status"]))
+        points.append(
+            {
+                k: (
+                    None
+                    if isinstance(row[k], float) and not math.isfinite(row[k])
+                    else row[k]
+                )
+                for k in order
+            }
+        )
+    out = {
+        "dims": list(result.dims),
+        "shape": list(result.shape),
+        "count": len(points),
+        "chunk_size": result.info["chunk_size"],
+        "num_chunks": result.info["num_chunks"],
+        "devices": result.info["devices"],
+        "points": points,
+    }
+    if args.out:
+        out["out"] = str(args.out)
+    if args.checkpoint:
+        out["checkpoint"] = str(args.checkpoint)
+    if not args.json:
+        shape = " x ".join(
+            f"{d} {n}" for d, n in zip(grid.dims, grid.shape, strict=True)
+        )
+        print(
+            f"{len(points)} points ({shape}); {out['num_chunks']} chunk(s) of "
+            f"{out['chunk_size']} on {out['devices']} device(s)"
+        )
+        keys = list(points[0])
+        units = {"n_params": "params", "n_tokens": "tokens"}
+        cells = [
+            [
+                v if isinstance(v, str) else _fmt(v, units.get(k, ""))
+                for k, v in p.items()
+            ]
+            for p in points
+        ]
+        widths = [max(len(k), *(len(c[j]) for c in cells)) for j, k in enumerate(keys)]
+        for line in [keys, *cells]:
+            text = "  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True))
+            print(text.rstrip())
+        if args.out:
+            print(f"wrote {args.out}")
     return out
 
 
@@ -748,6 +1062,209 @@ def cmd_plan(args) -> dict:
     return out
 
 
+#: ``jscale mc`` defaults: the preset with a published parameter uncertainty.
+MC_DEFAULT_LAW = "chinchilla-besiroglu2024"
+_MC_OUTPUTS = (
+    ("n_params", "parameters", "params"),
+    ("n_tokens", "tokens", "tokens"),
+    ("tokens_per_param", "tokens/param", ""),
+    ("loss", "loss", ""),
+)
+
+
+def _whole_count(text: str) -> int:
+    """A whole number >= 1, also written like 1e8."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value.is_integer() and value >= 1):
+        raise argparse.ArgumentTypeError(
+            f"expected a whole number >= 1 (e.g. 1000000 or 1e6), got {text!r}"
+        )
+    return int(value)
+
+
+def cmd_mc(args) -> dict:
+    """Parameter uncertainty propagated to the compute-optimal plan (Monte Carlo)."""
+    from . import montecarlo
+
+    if args.resume and not args.checkpoint:
+        raise CLIError("jscale mc: error: --resume needs --checkpoint DIR")
+    if args.chunk_size % montecarlo.BLOCK:
+        raise CLIError(
+            f"jscale mc: error: argument --chunk-size: must be a multiple of "
+            f"{montecarlo.BLOCK}, got {args.chunk_size}"
+        )
+    preset = laws.get(args.law)
+    try:
+        dist = montecarlo.law_uncertainty(preset, log_sd=args.log_sd)
+    except ValueError as e:
+        raise CLIError(f"jscale mc: error: --law: {e}") from None
+    scenario = {
+        "unique_tokens": args.unique_tokens,
+        "inference_tokens": args.inference_tokens,
+    }
+    try:  # the plan at the central estimate; also validates the scenario
+        center = allocation.optimal(preset, args.compute, **scenario)
+    except ValueError as e:
+        raise CLIError(f"jscale mc: error: {e}") from None
+    thresholds = {}
+    for item in args.exceed or ():
+        name, sep, value = (part.strip() for part in item.partition("="))
+        if not sep or not name or not value:
+            raise CLIError(
+                f"jscale mc: error: --exceed expects OUTPUT=VALUE, got {item!r}"
+            )
+        if name not in {k for k, _, _ in _MC_OUTPUTS}:
+            raise CLIError(
+                f"jscale mc: error: --exceed: unknown output {name!r}; valid: "
+                f"{', '.join(k for k, _, _ in _MC_OUTPUTS)}"
+            )
+        try:
+            thresholds.setdefault(name, []).append(float(value))
+        except ValueError:
+            raise CLIError(
+                f"jscale mc: error: --exceed: expected a number, got {value!r}"
+            ) from None
+
+    compute = args.compute
+
+    def plan(params):
+        r = allocation.optimal(preset._replace(params=params), compute, **scenario)
+        return {
+            "n_params": r.n_params,
+            "n_tokens": r.n_tokens,
+            "tokens_per_param": r.tokens_per_param,
+            "loss": r.loss,
+        }
+
+    setup = {
+        "command": "jscale mc",
+        "law": preset.name,
+        "compute_flops": compute,
+        **scenario,
+        "log_sd": args.log_sd,
+    }
+    result = montecarlo.propagate(
+        plan,
+        dist,
+        jax.random.key(args.seed),
+        args.draws,
+        chunk_size=args.chunk_size,
+        quantiles=args.quantiles,
+        thresholds=thresholds or None,
+        bins=args.bins,
+        checkpoint=args.checkpoint,
+        config=setup,
+        resume=args.resume,
+        overwrite=args.overwrite,
+        progress=not args.no_progress,
+        description="jscale mc",
+    )
+    if args.log_sd is None:
+        described = {
+            "kind": "multivariate normal in (log E, log A, log B, alpha, beta), "
+            "centred on the preset",
+            "covariance": [
+                [float(f"{v:.7g}") for v in row]
+                for row in np.asarray(dist.scale_tril @ dist.scale_tril.T)
+            ],
+            "source": "Besiroglu et al. 2024 (arXiv:2404.10102): their 4000 "
+            "bootstrap resamples refitted (jscale.laws.chinchilla."
+            "BESIROGLU2024_COVARIANCE)",
+        }
+    else:
+        described = {
+            "kind": "independent log-normals centred (median) on the preset",
+            "log_sd": args.log_sd,
+        }
+    out = {
+        "law": preset.name,
+        "compute_flops": compute,
+        **{k: v for k, v in scenario.items() if v is not None},
+        "draws": args.draws,
+        "seed": args.seed,
+        "chunk_size": result.chunk_size,
+        "distribution": described,
+        "point_estimate": {
+            "n_params": _f(center.n_params),
+            "n_tokens": _f(center.n_tokens),
+            "tokens_per_param": _f(center.tokens_per_param),
+            "loss": _f(center.loss),
+        },
+        "outputs": {
+            name: montecarlo.summary_dict(result.summaries[name])
+            for name, _, _ in _MC_OUTPUTS
+        },
+        "flagged_draws": result.summaries["n_params"].nonfinite,
+    }
+    if args.sobol:
+        sd = np.sqrt(np.diag(np.asarray(dist.scale_tril @ dist.scale_tril.T)))
+        marginals = montecarlo.MultivariateNormal.from_sd(dist.center, sd, dist.log)
+        sob = montecarlo.sobol(
+            plan, marginals, jax.random.key(args.seed + 1), args.sobol
+        )
+        out["sobol"] = {
+            "note": "Jansen estimators (Saltelli et al. 2010); inputs taken as "
+            "independent with the marginal spreads above (Sobol indices need "
+            "independent inputs, so the fit's correlations are dropped)",
+            "num_samples": sob.num_samples,
+            "inputs": list(sob.names),
+            "first_order": {
+                o: dict(zip(sob.names, map(_f, sob.first_order[j]), strict=True))
+                for j, o in enumerate(sob.outputs)
+            },
+            "total": {
+                o: dict(zip(sob.names, map(_f, sob.total[j]), strict=True))
+                for j, o in enumerate(sob.outputs)
+            },
+        }
+    if args.out:
+        try:
+            with open(args.out, "w") as f:
+                f.write(json.dumps(out, allow_nan=False) + "\n")
+        except OSError as e:
+            raise CLIError(f"jscale mc: error: --out: {e}") from None
+    if not args.json:
+        qs = list(result.summaries["n_params"].quantiles)
+        print(
+            f"Monte Carlo over the parameter uncertainty of {preset.name}: "
+            f"{args.draws:,} draws, compute-optimal plan at {compute:.3g} FLOPs"
+        )
+        head = [f"p{100 * q:g}" for q in qs] + ["mean", "std"]
+        table = [("", *head)]
+        for name, label, unit in _MC_OUTPUTS:
+            s = result.summaries[name]
+            cells = [s.quantiles[q] for q in qs] + [s.mean, s.std]
+            table.append((label, *(_fmt(c, unit) for c in cells)))
+        widths = [max(len(str(r[i])) for r in table) for i in range(len(head) + 1)]
+        for row in table:
+            print("  ".join(f"{str(v):>{w}}" for v, w in zip(row, widths, strict=True)))
+        pe = out["point_estimate"]
+        print(
+            f"at the central estimate: {_fmt(pe['n_params'], 'params')} parameters, "
+            f"{_fmt(pe['n_tokens'], 'tokens')} tokens, loss {pe['loss']:.4f}"
+        )
+        for name, probs in out["outputs"].items():
+            for t, prob in probs["exceedance"].items():
+                print(f"P({name} > {t}) = {prob:.4g}")
+        if out["flagged_draws"]:
+            print(f"flagged draws (no valid plan): {out['flagged_draws']}")
+        if "sobol" in out:
+            print("Sobol indices (first order / total; inputs taken independent):")
+            for o in out["sobol"]["first_order"]:
+                pairs = ", ".join(
+                    f"{n} {out['sobol']['first_order'][o][n]:.2f}/"
+                    f"{out['sobol']['total'][o][n]:.2f}"
+                    for n in out["sobol"]["inputs"]
+                )
+                print(f"  {o}: {pairs}")
+        if args.out:
+            print(f"wrote {args.out}")
+    return out
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="jscale",
@@ -867,6 +1384,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--inference-price", type=positive, help="$ per inference GPU-hour (2)"
     )
+    p.add_argument(
+        "--quality",
+        type=positive,
+        help="each training token is worth this many reference tokens (filtered "
+        "data > 1)",
+    )
+    p.add_argument(
+        "--experts", type=_number(1.0, inclusive=True), help="fix MoE experts E"
+    )
+    p.add_argument(
+        "--max-experts", type=_number(1.0, inclusive=True), help="bound MoE experts"
+    )
+    p.add_argument(
+        "--memory-gb",
+        type=positive,
+        help="MoE: accelerator memory per device (GB) for weights plus KV cache",
+    )
+    p.add_argument(
+        "--devices", type=positive, default=1.0, help="MoE: devices holding the model"
+    )
+    p.add_argument(
+        "--precision",
+        help="precision law: training precision (a name such as fp8, a number of "
+        "bits, 'auto' for continuous bits, or 'menu' for the best of bf16/fp8/int4); "
+        "MoE laws: number format of weights and KV cache (default bf16)",
+    )
     p.set_defaults(func=cmd_optimal)
 
     p = sub.add_parser("budget", help="GPUs and time to FLOPs, energy, cost and plan")
@@ -900,28 +1443,72 @@ def build_parser() -> argparse.ArgumentParser:
         "--span", type=positive, default=1.0, help="decades of N per slice (centred)"
     )
     p.add_argument("--unique-tokens", type=positive, help="unique tokens U available")
+    p.add_argument(
+        "--data",
+        metavar="FILE",
+        help="Approach 2 on measured runs instead of a law: a CSV with columns "
+        "compute_flops (or n_tokens), n_params, loss",
+    )
+    p.add_argument(
+        "--column",
+        action="append",
+        metavar="INPUT=COLUMN",
+        help="with --data: read an input from another column, e.g. compute_flops=C",
+    )
+    p.add_argument(
+        "--where",
+        action="append",
+        metavar="COLUMN=VALUE",
+        help="with --data: only the rows whose COLUMN equals VALUE (repeatable)",
+    )
+    p.add_argument(
+        "--window",
+        type=positive,
+        help="with --data: fit each budget's parabola only to runs within this many "
+        "decades of N of its lowest-loss run (default: all runs)",
+    )
+    p.add_argument(
+        "--bootstrap",
+        type=_count,
+        metavar="K",
+        help="with --data: K resamples of the runs within budgets (intervals on a, b)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    p.add_argument("--confidence", type=_number(0.0, upper=1.0), default=0.95)
     p.set_defaults(func=cmd_isoflop)
 
     p = sub.add_parser("fit", help="fit a law family to runs in a CSV (Approach 3)")
     p.add_argument(
         "file",
         help="CSV with columns n_params, n_tokens (or compute_flops), loss "
-        "(and unique_tokens / x where the family needs them)",
+        "(and unique_tokens / x / n_active_params, experts where the family needs "
+        "them)",
     )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument(
         "--law",
-        type=_choice(
-            "law family", ("chinchilla", "kaplan", "data-constrained", "bnsl")
-        ),
+        type=_choice("law family", FIT_LAWS),
         default="chinchilla",
-        help="family to fit (default chinchilla)",
+        help="family to fit (default chinchilla): "
+        + "; ".join(f"{k}: {v}" for k, v in FIT_LAWS.items()),
+    )
+    p.add_argument(
+        "--where",
+        action="append",
+        metavar="COLUMN=VALUE",
+        help="fit only the rows whose COLUMN equals VALUE (repeatable)",
     )
     p.add_argument("--bootstrap", type=_count, metavar="K", help="bootstrap resamples")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     p.add_argument("--confidence", type=_number(0.0, upper=1.0), default=0.95)
     p.add_argument("--objective", choices=("huber", "ml"), default="huber")
-    p.add_argument("--delta", type=positive, default=1e-3, help="Huber threshold")
+    p.add_argument(
+        "--delta",
+        type=positive,
+        default=1e-3,
+        help="Huber threshold on log residuals (default 1e-3; 1 gives least "
+        "squares, as Clark 2022 fitted)",
+    )
     p.add_argument(
         "--column",
         action="append",
@@ -940,6 +1527,143 @@ def build_parser() -> argparse.ArgumentParser:
         help="a start in fitted coordinates (default: the family's grid)",
     )
     p.set_defaults(func=cmd_fit)
+
+    p = sub.add_parser(
+        "sweep",
+        help="compute-optimal plans over a grid of laws x budgets (x unique tokens "
+        "x hardware x precision), chunked and resumable",
+    )
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument(
+        "--law",
+        type=_law,
+        nargs="+",
+        default=[DEFAULT_LAW],
+        help=f"one or more law presets (default {DEFAULT_LAW})",
+    )
+    p.add_argument("--compute", type=positive, nargs="+", help="budgets in FLOPs")
+    p.add_argument(
+        "--compute-min", type=positive, help="smallest budget (default 1e18)"
+    )
+    p.add_argument("--compute-max", type=positive, help="largest budget (default 1e26)")
+    p.add_argument(
+        "--num-budgets",
+        type=_count,
+        default=9,
+        help="log-spaced budgets from --compute-min to --compute-max (default 9)",
+    )
+    p.add_argument(
+        "--unique-tokens",
+        type=positive,
+        nargs="+",
+        help="unique tokens U (an axis; data-constrained laws)",
+    )
+    p.add_argument(
+        "--hardware",
+        type=_hardware,
+        nargs="+",
+        help="hardware presets (an axis): adds device_hours",
+    )
+    p.add_argument(
+        "--precision",
+        type=_precision,
+        nargs="+",
+        help="training precisions (an axis, default bf16; NaN hours where the "
+        "datasheet lists no peak)",
+    )
+    p.add_argument(
+        "--mfu", type=_number(0.0, upper=1.0), default=0.4, help="MFU (default 0.4)"
+    )
+    p.add_argument("--price", type=positive, help="$ per device-hour: adds cost_usd")
+    p.add_argument(
+        "--chunk-size", type=_count, default=4096, help="points per chunk (4096)"
+    )
+    p.add_argument("--out", help="write the results: FILE.csv, FILE.npz (.parquet)")
+    p.add_argument("--checkpoint", metavar="DIR", help="checkpoint after each chunk")
+    p.add_argument(
+        "--resume", action="store_true", help="continue the run in --checkpoint"
+    )
+    p.add_argument(
+        "--overwrite", action="store_true", help="discard the run in --checkpoint"
+    )
+    p.add_argument(
+        "--no-progress", action="store_true", help="no progress bar on stderr"
+    )
+    p.set_defaults(func=cmd_sweep)
+    p = sub.add_parser(
+        "mc",
+        help="Monte Carlo: a law's parameter uncertainty propagated to the "
+        "compute-optimal plan (quantiles, moments, Sobol indices)",
+    )
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument(
+        "--law",
+        type=_law,
+        default=MC_DEFAULT_LAW,
+        help=f"law preset (default {MC_DEFAULT_LAW}, whose bootstrap covariance is "
+        "the default distribution; other presets need --log-sd)",
+    )
+    p.add_argument(
+        "--compute",
+        type=positive,
+        default=DEFAULT_COMPUTE,
+        help=f"training FLOPs C (default {DEFAULT_COMPUTE:g})",
+    )
+    p.add_argument(
+        "--draws", type=_whole_count, default=1_000_000, help="draws (default 1e6)"
+    )
+    p.add_argument(
+        "--chunk-size",
+        type=_whole_count,
+        default=1 << 18,
+        help="draws per chunk, a multiple of 1024 (default 262144); results do "
+        "not depend on it",
+    )
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument(
+        "--quantiles",
+        type=_number(0.0, inclusive=True, upper=1.0),
+        nargs="+",
+        default=[0.05, 0.5, 0.95],
+        help="probabilities to report (default 0.05 0.5 0.95)",
+    )
+    p.add_argument(
+        "--exceed",
+        action="append",
+        metavar="OUTPUT=VALUE",
+        help="report P(OUTPUT > VALUE), e.g. loss=1.95 (repeatable)",
+    )
+    p.add_argument(
+        "--log-sd",
+        type=positive,
+        help="independent log-normal spread of every parameter (sd of its log) "
+        "instead of the preset's published uncertainty",
+    )
+    p.add_argument("--unique-tokens", type=positive, help="unique tokens U available")
+    p.add_argument(
+        "--inference-tokens",
+        type=_number(0.0, inclusive=True),
+        help="lifetime inference tokens: --compute becomes the lifetime budget",
+    )
+    p.add_argument("--bins", type=_count, default=8192, help="histogram bins (8192)")
+    p.add_argument(
+        "--sobol",
+        type=_whole_count,
+        metavar="N",
+        help="also Sobol indices of each output from N (d + 2) evaluations",
+    )
+    p.add_argument("--out", metavar="FILE", help="also write the JSON result here")
+    p.add_argument("--checkpoint", metavar="DIR", help="checkpoint after each chunk")
+    p.add_argument(
+        "--resume", action="store_true", help="continue the run in --checkpoint"
+    )
+    p.add_argument(
+        "--overwrite", action="store_true", help="discard the run in --checkpoint"
+    )
+    p.add_argument(
+        "--no-progress", action="store_true", help="no progress bar on stderr"
+    )
+    p.set_defaults(func=cmd_mc)
     return parser
 
 

@@ -290,3 +290,112 @@ def test_loss_for_every_family(capsys, argv):
     inputs = {k: v for k, v in out.items() if k in preset.family.inputs}
     with jax.enable_x64(True):
         assert math.isclose(out["loss"], float(preset.loss(**inputs)), rel_tol=1e-12)
+
+
+# ------------------------------------------------ optimal: MoE, precision, quality
+
+
+def test_optimal_moe_json_contract(capsys):
+    out = run_json(
+        capsys,
+        "optimal",
+        "--law",
+        "moe-ludziejewski2025",
+        "--compute",
+        "1e23",
+        "--memory-gb",
+        "80",
+    )
+    for key in ("n_active_params", "n_total_params", "experts", "n_tokens", "loss"):
+        assert out[key] is not None and out[key] > 0, key
+    assert out["n_active_params"] == out["n_params"]
+    assert out["n_total_params"] >= out["n_active_params"]
+    # The cap binds (weights plus KV cache fit in 80 GB) ...
+    assert out["memory_bytes"] <= 80e9 * (1 + 1e-6)
+    # ... and it matches the library call it stands for.
+    r = allocation.moe_optimal("moe-ludziejewski2025", 1e23, memory_gb=80)
+    assert out["experts"] == pytest.approx(float(r.experts), rel=1e-6)
+    fixed = run_json(
+        capsys,
+        "optimal",
+        "--law",
+        "moe-ludziejewski2025",
+        "--compute",
+        "1e23",
+        "--experts",
+        "8",
+    )
+    assert fixed["experts"] == pytest.approx(8.0)
+    # Fixing E can only do as well as choosing it freely (no memory cap there).
+    free = run_json(
+        capsys, "optimal", "--law", "moe-ludziejewski2025", "--compute", "1e23"
+    )
+    assert free["loss"] <= fixed["loss"] * (1 + 1e-9)
+
+
+def test_optimal_fine_grained_moe_reports_granularity(capsys):
+    out = run_json(capsys, "optimal", "--law", "moe-krajewski2024", "--compute", "1e21")
+    assert out["granularity"] >= 1.0
+    # Krajewski 2024: experts = expansion rate (64) x granularity.
+    assert out["experts"] == pytest.approx(64.0 * out["granularity"], rel=1e-6)
+
+
+def test_optimal_precision_menu_and_fixed(capsys):
+    menu = run_json(
+        capsys,
+        "optimal",
+        "--law",
+        "precision-kumar2024",
+        "--compute",
+        "1e23",
+        "--precision",
+        "menu",
+    )
+    assert menu["bits"] in (16.0, 8.0, 4.0)
+    losses = {}
+    for name, bits in (("bf16", 16.0), ("fp8", 8.0), ("int4", 4.0)):
+        fixed = run_json(
+            capsys,
+            "optimal",
+            "--law",
+            "precision-kumar2024",
+            "--compute",
+            "1e23",
+            "--precision",
+            name,
+        )
+        assert fixed["bits"] == bits
+        losses[bits] = fixed["loss"]
+    # The menu's answer is the best of the three fixed-precision optima.
+    assert menu["bits"] == min(losses, key=losses.get)
+    assert menu["loss"] == pytest.approx(min(losses.values()), rel=1e-9)
+
+
+def test_optimal_quality_is_a_rescaled_chinchilla_law(capsys):
+    """L(N, qD) is the Chinchilla form with B' = B q^-beta (closed form, Eq. 4)."""
+    q = 1.7
+    out = run_json(capsys, "optimal", "--compute", "1e22", "--quality", str(q))
+    p = laws.get("chinchilla-hoffmann2022").params
+    b = p.B * q ** (-p.beta)
+    g = (p.alpha * p.A / (p.beta * b)) ** (1.0 / (p.alpha + p.beta))
+    n = g * (1e22 / 6.0) ** (p.beta / (p.alpha + p.beta))
+    assert out["n_params"] == pytest.approx(n, rel=1e-6)
+    assert out["effective_tokens"] == pytest.approx(q * out["n_tokens"], rel=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["optimal", "--experts", "8"], "experts"),
+        (["optimal", "--memory-gb", "80"], "memory_gb"),
+        (["optimal", "--precision", "fp8"], "precision"),
+        (
+            ["optimal", "--law", "moe-ludziejewski2025", "--unique-tokens", "1e9"],
+            "unique_tokens",
+        ),
+        (["optimal", "--law", "precision-kumar2024", "--precision", "fp7"], "fp7"),
+        (["optimal", "--quality", "0"], "--quality"),
+    ],
+)
+def test_optimal_scenario_errors(capsys, argv, needle):
+    assert needle in run_error(capsys, *argv)
