@@ -328,6 +328,42 @@ def inference_shift(
     return fig
 
 
+def moe_frontier(
+    law: str | laws.Preset = "moe-ludziejewski2025",
+    budgets: Sequence[float] = (1e21, 1e22, 1e23, 1e24),
+    memory_gb: Sequence[float] | None = None,
+    *,
+    ax=None,
+):
+    """The MoE memory frontier: best loss and expert count against memory.
+
+    For each training budget, :func:`jscale.allocation.moe_optimal` under a cap
+    on accelerator memory (weights plus KV cache, ``memory_gb``): the loss falls
+    and the optimal number of experts grows as memory is added, until the law's
+    expert bound (the analogue of Ludziejewski et al. 2025, Fig. 1 / Table 2).
+    """
+    preset = _preset(law)
+    c = np.asarray(budgets, dtype=float)
+    m = np.logspace(1, 3.5, 24) if memory_gb is None else np.asarray(memory_gb, float)
+    r = allocation.moe_optimal(preset, c[:, None], memory_gb=m[None, :])
+    loss = np.asarray(r.loss, dtype=float)
+    experts = np.asarray(r.experts, dtype=float)
+    fig, (a1, a2) = _figure(ax, ncols=2, width=4.4)
+    for i, color in enumerate(_colors(len(c))):
+        a1.plot(m, loss[i], color=color, lw=1.6, label=f"{c[i]:.3g} FLOPs")
+        a2.plot(m, experts[i], color=color, lw=1.6)
+    for a in (a1, a2):
+        a.set_xscale("log")
+        a.set_xlabel("memory for weights + KV cache (GB)")
+        a.grid(True, which="major", alpha=0.3)
+    a1.set_ylabel("best loss (nats/token)")
+    a2.set_ylabel("optimal experts E")
+    a2.set_yscale("log")
+    a1.legend(fontsize=7, frameon=False)
+    a1.set_title(preset.name, fontsize=10)
+    return fig
+
+
 def histogram(
     values: Any = None,
     *,

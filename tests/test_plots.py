@@ -133,3 +133,15 @@ def test_save_rejects_unknown_format(tmp_path):
     fig = plots.sobol_bars(["x"], [0.5], [0.6])
     with pytest.raises(ValueError, match="png"):
         plots.save(fig, tmp_path / "fig.jpg")
+
+
+def test_moe_frontier_draws_the_library_optimum():
+    fig = plots.moe_frontier(budgets=[1e22], memory_gb=[20.0, 80.0, 640.0])
+    a1, a2 = fig.axes
+    (m, loss), *_ = _lines(a1)
+    (_, experts), *_ = _lines(a2)
+    r = allocation.moe_optimal("moe-ludziejewski2025", 1e22, memory_gb=80.0)
+    np.testing.assert_allclose(loss[1], float(r.loss), rtol=1e-6)
+    np.testing.assert_allclose(experts[1], float(r.experts), rtol=1e-6)
+    # More memory never hurts (Ludziejewski et al. 2025: memory buys experts).
+    assert np.all(np.diff(loss) <= 1e-6) and np.all(np.diff(experts) >= -1e-6)
