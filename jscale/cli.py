@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import jax
 import numpy as np
 
-from . import __version__, accounting, allocation, isoflop, laws
+from . import __version__, _status, accounting, allocation, isoflop, laws
 
 DEFAULT_LAW = "chinchilla-hoffmann2022"
 DEFAULT_COMPUTE = 1e24
@@ -109,7 +109,7 @@ def _result(preset: laws.Preset, r: allocation.AllocationResult) -> dict:
         "n_tokens": _f(r.n_tokens),
         "tokens_per_param": _f(r.tokens_per_param),
         "loss": _f(r.loss),
-        "status": allocation.STATUS_MESSAGES[int(r.status)].split(":")[0],
+        **_status.as_json(r.status),
     }
 
 
@@ -719,8 +719,6 @@ def cmd_fit(args) -> dict:
     where = _pairs(args.where, "--where")
     obs = fitting.observations(args.file, args.law, columns=columns, where=where)
     result = fitting.fit(obs, args.law, starts=starts, **options)
-    counts = np.bincount(np.asarray(result.starts.status), minlength=5)
-    status_names = {c: m.split(":")[0] for c, m in fitting.STATUS_MESSAGES.items()}
     out = {
         "law": args.law,
         "file": str(args.file),
@@ -728,9 +726,9 @@ def cmd_fit(args) -> dict:
         "observations": int(obs.loss.shape[0]),
         "params": {k: _f(v) for k, v in fitting.named(result).items()},
         "objective": _f(result.objective),
-        "status": status_names[int(result.status)],
+        **_status.as_json(result.status),
         "decrement": _f(result.decrement),
-        "starts": {status_names[c]: int(n) for c, n in enumerate(counts) if n},
+        "starts": _status.counts(result.starts.status),
         "settings": result.settings,
     }
     if args.objective == "ml":
@@ -745,7 +743,6 @@ def cmd_fit(args) -> dict:
             confidence=args.confidence,
             **options,
         )
-        bcounts = np.bincount(np.asarray(boot.fits.status), minlength=5)
         low, high = fitting.named(boot, "low"), fitting.named(boot, "high")
         out["stderr"] = {k: _f(v) for k, v in fitting.named(boot, "stderr").items()}
         out["intervals"] = {k: [_f(low[k]), _f(high[k])] for k in low}
@@ -753,7 +750,7 @@ def cmd_fit(args) -> dict:
             "resamples": args.bootstrap,
             "confidence": args.confidence,
             "seed": args.seed,
-            "status": {status_names[c]: int(n) for c, n in enumerate(bcounts) if n},
+            "status": _status.counts(boot.fits.status),
         }
     if not args.json:
         print(
@@ -875,16 +872,17 @@ def cmd_sweep(args) -> dict:
             result.save(args.out)
         except (OSError, ModuleNotFoundError) as e:
             raise CLIError(f"jscale sweep: error: --out: {e}") from None
-    status = {c: m.split(":")[0] for c, m in allocation.STATUS_MESSAGES.items()}
     order = list(grid.coords) + [
         k
         for k in ("n_params", "n_tokens", "tokens_per_param", "loss", "epochs")
         + ("device_hours", "cost_usd", "status")
         if k in result.data
     ]
+    if "status" in order:
+        order.append("status_code")
     points = []
     for row in result.records():
-        row["status"] = status.get(row["status"], str(row["status"]))
+        row.update(_status.as_json(row["status"]))
         points.append(
             {
                 k: (
@@ -916,12 +914,13 @@ def cmd_sweep(args) -> dict:
             f"{len(points)} points ({shape}); {out['num_chunks']} chunk(s) of "
             f"{out['chunk_size']} on {out['devices']} device(s)"
         )
-        keys = list(points[0])
+        keys = [k for k in points[0] if k != "status_code"]
         units = {"n_params": "params", "n_tokens": "tokens"}
         cells = [
             [
                 v if isinstance(v, str) else _fmt(v, units.get(k, ""))
                 for k, v in p.items()
+                if k != "status_code"
             ]
             for p in points
         ]
@@ -1291,6 +1290,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--family", help="only presets of this family")
     p.set_defaults(func=cmd_laws)
 
+    def hardware_options(p, price_help: str):
+        """MFU, precision, price and PUE of the hardware, and the unique data."""
+        p.add_argument(
+            "--mfu",
+            type=_number(0.0, upper=1.0),
+            default=0.4,
+            help="model FLOP utilization",
+        )
+        p.add_argument("--precision", type=_precision, default="bf16")
+        p.add_argument("--price", type=positive, help=price_help)
+        p.add_argument("--pue", type=_number(1.0, inclusive=True), default=1.0)
+        p.add_argument(
+            "--unique-tokens", type=positive, help="unique tokens U available"
+        )
+
     p = sub.add_parser(
         "plan",
         help="plan a budget (GPUs, FLOPs, $ or kWh) under several laws, with intervals",
@@ -1303,16 +1317,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hours", type=positive, help="wall-clock hours (with --count)")
     p.add_argument("--usd", type=positive, help="budget in dollars (with --price)")
     p.add_argument("--energy-kwh", type=positive, help="budget in kWh of energy")
-    p.add_argument(
-        "--mfu",
-        type=_number(0.0, upper=1.0),
-        default=0.4,
-        help="model FLOP utilization",
-    )
-    p.add_argument("--precision", type=_precision, default="bf16")
-    p.add_argument("--price", type=positive, help="$ per GPU-hour")
-    p.add_argument("--pue", type=_number(1.0, inclusive=True), default=1.0)
-    p.add_argument("--unique-tokens", type=positive, help="unique tokens U available")
+    hardware_options(p, "$ per GPU-hour")
     p.add_argument(
         "--inference-tokens", type=positive, help="lifetime inference tokens"
     )
@@ -1418,16 +1423,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--count", type=_count, default=1, help="number of devices")
     p.add_argument("--days", type=positive, help="wall-clock days")
     p.add_argument("--hours", type=positive, help="wall-clock hours")
-    p.add_argument(
-        "--mfu",
-        type=_number(0.0, upper=1.0),
-        default=0.4,
-        help="model FLOP utilization",
-    )
-    p.add_argument("--precision", type=_precision, default="bf16")
-    p.add_argument("--price", type=positive, help="$ per device-hour")
-    p.add_argument("--pue", type=_number(1.0, inclusive=True), default=1.0)
-    p.add_argument("--unique-tokens", type=positive, help="unique tokens U available")
+    hardware_options(p, "$ per device-hour")
     p.set_defaults(func=cmd_budget)
 
     p = sub.add_parser("isoflop", help="isoFLOP slices, minima and Approach 2")

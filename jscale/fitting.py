@@ -76,7 +76,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from . import _checks
+from . import _checks, _status
 from ._numerics import default_float
 from .laws import bnsl, chinchilla, data_constrained, kaplan, moe
 
@@ -84,17 +84,15 @@ from .laws import bnsl, chinchilla, data_constrained, kaplan, moe
 #: loop, which halves compilation, at little cost for small grids.
 _POLISH_ALL = 256
 
-#: Status codes of a fit (one per start or resample) and their meaning.
-STATUS_MESSAGES = {
-    0: "converged: the Newton decrement is at most ftol times the objective",
-    1: "max_steps: the step budget ran out before convergence; raise max_steps",
-    2: "nonfinite: the objective is not finite at this start; check the data and "
-    "the start",
-    3: "pruned: screened out after the first steps (a better start was kept)",
-    4: "stalled: no further decrease is representable in this dtype; the "
-    "decrement is above ftol (in float32, enable x64)",
-}
-CONVERGED, MAX_STEPS, NONFINITE, PRUNED, STALLED = 0, 1, 2, 3, 4
+#: Status codes of a fit (one per start or resample): the table in jscale._status.
+STATUS_MESSAGES = _status.MESSAGES
+CONVERGED, MAX_STEPS, NONFINITE, PRUNED, STALLED = (
+    _status.CONVERGED,
+    _status.MAX_STEPS,
+    _status.NONFINITE,
+    _status.PRUNED,
+    _status.STALLED,
+)
 
 
 # ------------------------------------------------------------------------ the models

@@ -32,7 +32,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import _checks, accounting, allocation, laws
+from . import _checks, _status, accounting, allocation, laws
 from .laws import chinchilla
 
 #: The budget :func:`plan` uses when none is given (and says so).
@@ -175,7 +175,7 @@ def _row(law, r, draws_loss=None, draws_opt=None, level=0.9) -> dict:
         "n_params_interval": None,
         "n_tokens_interval": None,
         "compute_flops": _f(r.compute_flops),
-        "status": allocation.STATUS_MESSAGES[int(r.status)].split(":")[0],
+        **_status.as_json(r.status),
     }
     if r.lifetime_flops is not None:
         row["inference_flops"] = _f(r.inference_flops)

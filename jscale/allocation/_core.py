@@ -14,23 +14,19 @@ import numpy as np
 import optax
 from jax.typing import ArrayLike
 
-from .. import _checks, _solver
+from .. import _checks, _solver, _status
 from .._numerics import asfloat
 from ..laws import chinchilla, data_constrained, kaplan
 
-#: Per-element status codes of an allocation.
-CONVERGED, MAX_STEPS, INFEASIBLE, NONFINITE, AT_BOUND = 0, 1, 2, 3, 4
-
-STATUS_MESSAGES = {
-    CONVERGED: "converged",
-    MAX_STEPS: "stopped at max_steps before converging; increase max_steps",
-    INFEASIBLE: "infeasible: the budget cannot buy one parameter trained on one token, "
-    "the target loss is not above what the law can reach, there is no unique data, "
-    "or an input is out of range",
-    NONFINITE: "non-finite value met while solving",
-    AT_BOUND: "optimum at the edge of the searched tokens-per-parameter range; "
-    "widen it",
-}
+#: Per-element status codes of an allocation: the one table in jscale._status.
+STATUS_MESSAGES = _status.MESSAGES
+CONVERGED, MAX_STEPS, INFEASIBLE, NONFINITE, AT_BOUND = (
+    _status.CONVERGED,
+    _status.MAX_STEPS,
+    _status.INFEASIBLE,
+    _status.NONFINITE,
+    _status.AT_BOUND,
+)
 
 _LOG6 = math.log(6.0)
 
