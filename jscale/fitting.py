@@ -340,7 +340,7 @@ def _clark_log_predict(theta, log_inputs):
     log_n, log_e = log_inputs
     # Clark 2022, Eq. 1 in natural logs: ln L = a ln N + b ln Ê + c ln N ln Ê / ln 10
     # + d ln 10, with the saturating Ê of their notebook (moe.saturating_experts).
-    log_hat = moe._log_expert_hat(jnp.exp(log_e), jnp.exp(log_start), jnp.exp(log_max))
+    log_hat = moe.log_expert_hat(jnp.exp(log_e), jnp.exp(log_start), jnp.exp(log_max))
     return a * log_n + b * log_hat + (c / _LN10) * log_n * log_hat + d * _LN10
 
 

@@ -16,8 +16,7 @@ from scipy.optimize import brentq, minimize_scalar
 from test_allocation import dc_loss64
 
 from jscale import allocation
-from jscale.laws import chinchilla, data_constrained, kaplan
-from jscale.laws._registry import Family, Preset
+from jscale.laws import Family, Preset, chinchilla, data_constrained, kaplan
 
 DTYPE = jnp.result_type(float)
 N_CONFIGS = 200

@@ -67,3 +67,29 @@ def test_optimal_json_status_of_a_real_allocation(capsys):
     assert cli.main(["optimal", "--compute", "1e24", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert (out["status"], out["status_code"]) == ("converged", 0)
+
+
+def test_to_row_core_keys_and_moe_fields():
+    from jscale import laws
+
+    r = allocation.optimal(laws.get("chinchilla-hoffmann2022"), 1e24)
+    row = allocation.to_row(r)
+    assert list(row) == [
+        "n_params",
+        "n_tokens",
+        "tokens_per_param",
+        "loss",
+        "compute_flops",
+        "status",
+        "status_code",
+    ]
+    assert row["n_params"] == float(r.n_params)
+    assert row["tokens_per_param"] == float(r.n_tokens / r.n_params)
+    moe = allocation.optimal(laws.get("moe-ludziejewski2025"), 1e22)
+    row = allocation.to_row(moe)
+    assert row["n_active_params"] == row["n_params"] == float(moe.n_params)
+    assert row["n_total_params"] == float(moe.n_total_params)
+    batch = allocation.optimal(
+        laws.get("chinchilla-hoffmann2022"), jnp.array([1e22, 1e24])
+    )
+    assert allocation.to_row(batch, (1,))["n_params"] == float(batch.n_params[1])

@@ -41,6 +41,7 @@ from .moe import (
 )
 from .precision import precision_optimal
 from .quality import pools_optimal, quality_optimal
+from .results import to_row
 from .testtime import (
     CoverageScalingParams,
     SamplingResult,
@@ -85,5 +86,6 @@ __all__ = [
     "sampling_budget_optimal",
     "sampling_flops",
     "sampling_target_optimal",
+    "to_row",
     "tokens_per_param_rule",
 ]

@@ -17,6 +17,7 @@ from jax.typing import ArrayLike
 from .. import _checks, _solver, _status
 from .._numerics import asfloat
 from ..laws import chinchilla, data_constrained, kaplan
+from .results import AllocationResult
 
 #: Per-element status codes of an allocation: the one table in jscale._status.
 STATUS_MESSAGES = _status.MESSAGES
@@ -29,64 +30,6 @@ CONVERGED, MAX_STEPS, INFEASIBLE, NONFINITE, AT_BOUND = (
 )
 
 _LOG6 = math.log(6.0)
-
-
-class AllocationResult(NamedTuple):
-    """A compute-optimal allocation, elementwise over budgets.
-
-    Attributes:
-      n_params: parameters N.
-      n_tokens: training tokens D.
-      loss: the law's predicted loss at (N, D).
-      compute_flops: the training compute ``6 N D``.
-      status: int32 codes, 0 when the element is valid (see :data:`STATUS_MESSAGES`).
-      iterations: solver iterations (``None`` for closed forms).
-      grad_norm: the (projected) derivative of the objective with respect to the
-        decision variable in log space at the solution (``None`` for closed forms).
-      violation: the largest relative violation of a constraint (0 when every
-        constraint holds; ``None`` for closed forms).
-      epochs: ``D / U`` passes over the unique data (data-constrained scenarios).
-      inference_flops: ``2 N D_inf`` (inference-aware scenarios).
-      lifetime_flops: ``6 N D + 2 N D_inf`` (inference-aware scenarios).
-      cost_usd: lifetime cost in dollars (the cost scenario).
-      n_total_params: total parameters of a mixture of experts (``n_params`` is
-        then the active parameters a token uses).
-      experts: experts per routed layer (MoE scenarios).
-      granularity: expert granularity G (fine-grained MoE, Krajewski 2024).
-      memory_bytes: accelerator memory the plan needs (weights plus KV cache).
-      bits: training precision in bits (the precision scenario).
-      effective_tokens: tokens after quality and repetition discounts.
-      pool: index of the chosen data pool (the data-quality scenario).
-      samples: samples drawn per query (the test-time scenario).
-      coverage: the probability that at least one sample solves a query.
-    """
-
-    n_params: jax.Array
-    n_tokens: jax.Array
-    loss: jax.Array
-    compute_flops: jax.Array
-    status: jax.Array
-    iterations: jax.Array | None = None
-    grad_norm: jax.Array | None = None
-    violation: jax.Array | None = None
-    epochs: jax.Array | None = None
-    inference_flops: jax.Array | None = None
-    lifetime_flops: jax.Array | None = None
-    cost_usd: jax.Array | None = None
-    n_total_params: jax.Array | None = None
-    experts: jax.Array | None = None
-    granularity: jax.Array | None = None
-    memory_bytes: jax.Array | None = None
-    bits: jax.Array | None = None
-    effective_tokens: jax.Array | None = None
-    pool: jax.Array | None = None
-    samples: jax.Array | None = None
-    coverage: jax.Array | None = None
-
-    @property
-    def tokens_per_param(self) -> jax.Array:
-        """D / N."""
-        return self.n_tokens / self.n_params
 
 
 def _finish(log_n, log_d, loss, compute_flops) -> AllocationResult:
@@ -608,9 +551,9 @@ def _kaplan_log_loss(p, log_n, log_d):
 
 def _dc_log_loss(p, log_n, log_d, log_u):
     # Muennighoff 2023, Sec. 3, with the law module's log-space helpers.
-    log_d_eff = data_constrained._log_effective_data(p, log_d, log_u)
+    log_d_eff = data_constrained.log_effective_data(p, log_d, log_u)
     log_u_d = jnp.minimum(log_u, log_d)
-    log_n_eff = data_constrained._log_effective_params(p, log_n, log_u_d)
+    log_n_eff = data_constrained.log_effective_params(p, log_n, log_u_d)
     return _chinchilla_log_loss(p, log_n_eff, log_d_eff)
 
 
@@ -663,7 +606,7 @@ def _scan_points(hint, p, log_c6, log_extra, delta):
             [
                 log_c6 - log_u,
                 _chinchilla_log_n(p, log_c6),
-                data_constrained._log_unique_params(p, log_u),
+                data_constrained.log_unique_params(p, log_u),
             ]
         )
     else:

@@ -5,9 +5,8 @@ from __future__ import annotations
 from jax.typing import ArrayLike
 
 from .. import accounting
-from ..laws import chinchilla, data_constrained, kaplan
+from ..laws import Preset, chinchilla, data_constrained, kaplan
 from ..laws import precision as precision_law
-from ..laws._registry import Preset
 from ._core import (
     AllocationResult,
     chinchilla_optimal,

@@ -77,8 +77,8 @@ from jax.typing import ArrayLike
 
 from .. import _checks, _solver, accounting
 from .._numerics import asfloat
+from ..laws import Preset
 from ..laws import moe as moe_laws
-from ..laws._registry import Preset
 from ._core import (
     _KINK_DELTA,
     AT_BOUND,

@@ -80,10 +80,10 @@ def _law_log_loss(p, x, y, w, a, kv, post):
     ``post`` is infinite (no quantization), so that no ``0 * inf`` reaches the
     gradients with respect to ``gamma_post``.
     """
-    log_n_eff = _law._log_n_eff(p, x, w, a, kv)
+    log_n_eff = _law.log_effective_params(p, x, w, a, kv)
     quantized = jnp.isfinite(post)
     post_safe = jnp.where(quantized, post, 1.0)
-    ptq = jnp.exp(_law._log_ptq(p, log_n_eff, y, post_safe))
+    ptq = jnp.exp(_law.log_ptq_loss(p, log_n_eff, y, post_safe))
     return (
         jnp.exp(jnp.log(p.A) - p.alpha * log_n_eff)
         + jnp.exp(jnp.log(p.B) - p.beta * y)
@@ -162,7 +162,7 @@ def _kernel(
             # Hoffmann 2022 Eq. 4 with A -> A r^-alpha and C/6 -> C/(k P)
             # (Kumar 2024 App. E.2.1, Eq. 16): exact without PTQ.
             q = th[0]
-            log_r = _law._log_n_eff(q, jnp.zeros_like(P), *parts(P, th))
+            log_r = _law.log_effective_params(q, jnp.zeros_like(P), *parts(P, th))
             s = q.alpha + q.beta
             return (
                 jnp.log(q.alpha * q.A)

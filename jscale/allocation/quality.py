@@ -46,8 +46,7 @@ from jax.typing import ArrayLike
 
 from .. import _checks
 from .._numerics import asfloat
-from ..laws import chinchilla, data_constrained, kaplan
-from ..laws._registry import Preset
+from ..laws import Preset, chinchilla, data_constrained, kaplan
 from . import _core
 from ._core import INFEASIBLE, AllocationResult
 
@@ -172,7 +171,7 @@ def _quality(kind, loss_fn, params, c, q, u, e, max_steps) -> AllocationResult:
         u_ok = _checks.positive(u)
         log_u = jnp.log(jnp.broadcast_to(jnp.where(u_ok, u, 1.0), shape))
         # D' of Muennighoff 2023 (Sec. 3) is homogeneous: D'(qD, qU) = q D'(D, U).
-        log_d = data_constrained._log_effective_data(
+        log_d = data_constrained.log_effective_data(
             params, jnp.log(out.n_tokens), log_u
         )
         d_eff = jnp.exp(log_d)

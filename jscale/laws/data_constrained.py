@@ -114,19 +114,27 @@ def _log_g(params: DataConstrainedParams):
     ) / (params.alpha + params.beta)
 
 
-def _log_unique_params(params: DataConstrainedParams, log_unique: jax.Array):
+def log_unique_params(params: DataConstrainedParams, log_unique: jax.Array):
     """``log N_opt(U_D)``, ``N_opt(U_D) = G (G U_D)^(beta/alpha)``."""
     log_g = _log_g(params)
     return log_g + (params.beta / params.alpha) * (log_g + log_unique)
 
 
-def _log_effective_data(params, log_d, log_u):
-    # _log_decayed caps U at D itself: U_D = min(U, D).
+def log_effective_data(params, log_d, log_u):
+    """``log D'`` from ``log D`` and ``log U`` (Muennighoff 2023, Sec. 3), no checks.
+
+    The log-space kernel behind :func:`effective_data`, for solvers that work in
+    log space; ``U`` is capped at ``D`` itself (``U_D = min(U, D)``).
+    """
     return _log_decayed(log_d, log_u, params.r_d_star)
 
 
-def _log_effective_params(params, log_n, log_u_d):
-    return _log_decayed(log_n, _log_unique_params(params, log_u_d), params.r_n_star)
+def log_effective_params(params, log_n, log_u_d):
+    """``log N'`` from ``log N`` and ``log U_D`` (Muennighoff 2023, Sec. 3), no checks.
+
+    The log-space kernel behind :func:`effective_params`.
+    """
+    return _log_decayed(log_n, log_unique_params(params, log_u_d), params.r_n_star)
 
 
 def effective_data(
@@ -158,7 +166,7 @@ def effective_data(
         n_tokens=n_tokens, unique_tokens=unique_tokens
     )
     log_d, log_u = (jnp.log(v) for v in values)
-    value = jnp.exp(_log_effective_data(params, log_d, log_u))
+    value = jnp.exp(log_effective_data(params, log_d, log_u))
     return jnp.where(valid, value, jnp.nan)
 
 
@@ -196,7 +204,7 @@ def effective_params(
         n_params=n_params, unique_tokens=unique_tokens
     )
     log_n, log_u = (jnp.log(v) for v in values)
-    value = jnp.exp(_log_effective_params(params, log_n, log_u))
+    value = jnp.exp(log_effective_params(params, log_n, log_u))
     return jnp.where(valid, value, jnp.nan)
 
 
@@ -244,9 +252,9 @@ def loss(
         n_params=n_params, n_tokens=n_tokens, unique_tokens=unique_tokens
     )
     log_n, log_d, log_u = (jnp.log(v) for v in values)
-    log_d_eff = _log_effective_data(params, log_d, log_u)
+    log_d_eff = log_effective_data(params, log_d, log_u)
     log_u_d = jnp.minimum(log_u, log_d)
-    log_n_eff = _log_effective_params(params, log_n, log_u_d)
+    log_n_eff = log_effective_params(params, log_n, log_u_d)
     value = (
         params.E
         + power_term(jnp.log(params.A), params.alpha, log_n_eff)

@@ -97,7 +97,7 @@ def _log_saturating(log_e_minus_1_plus_k, e_max) -> jax.Array:
     return -jnp.logaddexp(-log_e_minus_1_plus_k, -jnp.log(e_max))
 
 
-def _log_expert_hat(experts: jax.Array, e_start, e_max) -> jax.Array:
+def log_expert_hat(experts: jax.Array, e_start, e_max) -> jax.Array:
     """``log Ê`` for experts ``E >= 1`` (Clark 2022; Ludziejewski 2025, Eq. 4)."""
     # k = (1/E_start - 1/E_max)^-1 = E_start E_max / (E_max - E_start) > 0.
     k = e_start * e_max / (e_max - e_start)
@@ -131,7 +131,7 @@ def saturating_experts(
       300.0
     """
     valid, (e,) = _prepare(("experts", experts, _AT_LEAST_ONE))
-    value = jnp.exp(_log_expert_hat(e, e_start, e_max))
+    value = jnp.exp(log_expert_hat(e, e_start, e_max))
     return jnp.where(valid, value, jnp.nan)
 
 
@@ -198,7 +198,7 @@ def clark_loss(
         ("experts", experts, _AT_LEAST_ONE),
     )
     log10_n = jnp.log(n) / _LN10
-    log10_e = _log_expert_hat(e, params.e_start, params.e_max) / _LN10
+    log10_e = log_expert_hat(e, params.e_start, params.e_max) / _LN10
     log10_l = (
         params.a * log10_n
         + params.b * log10_e
@@ -241,7 +241,7 @@ def clark_effective_params(
         ("experts", experts, _AT_LEAST_ONE),
     )
     log10_n = jnp.log(n) / _LN10
-    log10_e = _log_expert_hat(e, params.e_start, params.e_max) / _LN10
+    log10_e = log_expert_hat(e, params.e_start, params.e_max) / _LN10
     log10_start = jnp.log(params.e_start) / _LN10
     alpha_start = params.a + params.c * log10_start
     alpha_e = params.a + params.c * log10_e
@@ -592,7 +592,7 @@ def joint_loss(
         ("n_tokens", n_tokens, _POSITIVE),
         ("experts", experts, _AT_LEAST_ONE),
     )
-    log_e = _log_expert_hat(e, params.e_start, params.e_max)
+    log_e = log_expert_hat(e, params.e_start, params.e_max)
     log_n_term = (
         jnp.log(params.a)
         + params.delta * log_e

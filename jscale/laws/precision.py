@@ -91,7 +91,11 @@ class PrecisionParams(NamedTuple):
     gamma_post: ArrayLike
 
 
-def _log_n_eff(params, log_n, p_w, p_a, p_kv):
+def log_effective_params(params, log_n, p_w, p_a, p_kv):
+    """``log N_eff`` for weight, activation and KV-cache bits (Kumar 2024, Sec. 5).
+
+    The log-space kernel behind :func:`effective_params`, no checks.
+    """
     return (
         log_n
         + _log_one_minus_exp_neg(p_w / params.gamma_w)
@@ -100,7 +104,8 @@ def _log_n_eff(params, log_n, p_w, p_a, p_kv):
     )
 
 
-def _log_ptq(params, log_n_eff, log_d, p_post):
+def log_ptq_loss(params, log_n_eff, log_d, p_post):
+    """``log delta_PTQ``, the quantization loss (Kumar 2024, Sec. 5), no checks."""
     return (
         jnp.log(params.C_T)
         + params.gamma_D * log_d
@@ -150,7 +155,7 @@ def effective_params(
         ("activation_bits", activation_bits, _POSITIVE),
         ("kv_cache_bits", kv_cache_bits, _POSITIVE),
     )
-    value = jnp.exp(_log_n_eff(params, jnp.log(n), p_w, p_a, p_kv))
+    value = jnp.exp(log_effective_params(params, jnp.log(n), p_w, p_a, p_kv))
     return jnp.where(valid, value, jnp.nan)
 
 
@@ -200,8 +205,8 @@ def ptq_degradation(
         ("activation_bits", activation_bits, _POSITIVE),
         ("kv_cache_bits", kv_cache_bits, _POSITIVE),
     )
-    log_n_eff = _log_n_eff(params, jnp.log(n), p_w, p_a, p_kv)
-    value = jnp.exp(_log_ptq(params, log_n_eff, jnp.log(d), p_post))
+    log_n_eff = log_effective_params(params, jnp.log(n), p_w, p_a, p_kv)
+    value = jnp.exp(log_ptq_loss(params, log_n_eff, jnp.log(d), p_post))
     return jnp.where(valid, value, jnp.nan)
 
 
@@ -253,12 +258,12 @@ def loss(
         ("post_train_bits", post_train_bits, _POST_BITS),
     )
     log_d = jnp.log(d)
-    log_n_eff = _log_n_eff(params, jnp.log(n), p_w, p_a, p_kv)
+    log_n_eff = log_effective_params(params, jnp.log(n), p_w, p_a, p_kv)
     value = (
         jnp.exp(jnp.log(params.A) - params.alpha * log_n_eff)
         + jnp.exp(jnp.log(params.B) - params.beta * log_d)
         + params.E
-        + jnp.exp(_log_ptq(params, log_n_eff, log_d, p_post))
+        + jnp.exp(log_ptq_loss(params, log_n_eff, log_d, p_post))
     )
     return jnp.where(valid, value, jnp.nan)
 
