@@ -8,6 +8,7 @@ and, where the result has one, a non-zero ``status``).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 
 import jax
@@ -120,6 +121,28 @@ def check_fraction(name: str, x: ArrayLike, *, allow_zero: bool = False) -> jax.
     return check_range(
         name, x, lower=0.0, upper=1.0, lower_inclusive=allow_zero, upper_inclusive=True
     )
+
+
+def check_whole(name: str, value, *, minimum: int = 1) -> int:
+    """Return ``value`` as an ``int`` after checking it is a whole number >= minimum.
+
+    Accepts Python and NumPy integers and floats with an integral value (``1e6``);
+    rejects booleans, fractions, NaN and infinities, and strings that do not parse
+    as such a number (so ``"1e6"`` from a command line is accepted).
+    """
+    number = value
+    if isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            number = math.nan
+    if isinstance(number, (bool, np.bool_)) or not isinstance(
+        number, (int, float, np.integer, np.floating)
+    ):
+        raise ValueError(f"{name} must be a whole number >= {minimum}; got {value!r}")
+    if not (math.isfinite(number) and float(number).is_integer() and number >= minimum):
+        raise ValueError(f"{name} must be a whole number >= {minimum}; got {value!r}")
+    return int(number)
 
 
 def check_shapes(**arrays: ArrayLike) -> tuple[int, ...]:
