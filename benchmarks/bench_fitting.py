@@ -189,7 +189,7 @@ def _approach2_rows(smoke: bool, repeats: int) -> list[dict]:
         args = (runs.compute_flops, runs.n_params, runs.loss, runs.mask)
         boot, seconds = _timed(
             lambda: isoflop.approach2_bootstrap(
-                jax.random.key(0), *args, num_resamples=num
+                jax.random.key(0), *args, num_draws=num
             ),
             repeats,
         )

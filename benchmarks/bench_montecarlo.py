@@ -40,6 +40,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from jscale import allocation, montecarlo
+from jscale.montecarlo.propagate import _stages
+from jscale.montecarlo.random import _key_words
 
 COMPUTE = 1e24
 OUTPUTS = ("n_params", "n_tokens", "loss")
@@ -166,7 +168,7 @@ def _case(dtype_name: str, sizes, chunk: int, smoke: bool) -> list[dict]:
     key = jax.random.key(0)
 
     def propagate(num):
-        return montecarlo.propagate(plan, dist, key, num, chunk_size=chunk, exact=False)
+        return montecarlo.propagate(key, plan, dist, num, chunk_size=chunk, exact=False)
 
     # Compile (and cache) the stages and statistics at every chunk shape used:
     # runs shorter than a chunk use a chunk of their own length.
@@ -192,7 +194,7 @@ def _case(dtype_name: str, sizes, chunk: int, smoke: bool) -> list[dict]:
         result, seconds, peak = results[num]
         ok = True
         if num == sizes[0]:  # streamed quantiles contain the in-memory ones
-            params = montecarlo.sample(dist, key, jnp.arange(num))
+            params = montecarlo.sample(key, dist, jnp.arange(num))
             ref = jax.jit(jax.vmap(plan))(params)
             for name in OUTPUTS:
                 s = result.summaries[name]
@@ -256,8 +258,8 @@ def _sampling_rows(dtype_name: str, num: int, chunk: int) -> list[dict]:
     """Sampling plus the closed form alone: the key scheme and the generator."""
     dtype = np.dtype(dtype_name).type
     dist = montecarlo.law_uncertainty("chinchilla-besiroglu2024")
-    stages = montecarlo._stages(plan, dist, chunk, dtype)
-    k0, k1 = montecarlo._key_words(jax.random.key(0))
+    stages = _stages(plan, dist, chunk, dtype)
+    k0, k1 = _key_words(jax.random.key(0))
     plain = _plain_jax(dist, dtype, chunk)
     chunks = -(-num // chunk)
     jax.block_until_ready((stages(k0, k1, 0), plain(0)))  # compile

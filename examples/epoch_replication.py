@@ -328,7 +328,7 @@ def fallback(args, report: Report) -> int:
     # ill-conditioned: with the default 300 steps about 14% stop at max_steps, with
     # 1000 about 1%.
     boot = fitting.bootstrap(
-        jax.random.key(0), obs, num_resamples=resamples, init=fit, max_steps=1000
+        jax.random.key(0), obs, num_draws=resamples, init=fit, max_steps=1000
     )
     ok = np.asarray(boot.fits.status) == fitting.CONVERGED
     got = fitting.named(fit)
@@ -352,7 +352,7 @@ def fallback(args, report: Report) -> int:
     report.claim(
         "fit converged",
         "-",
-        fitting.STATUS_MESSAGES[int(fit.status)].split(":")[0],
+        fitting.STATUS_MESSAGES[int(fit.status)],
         int(fit.status) == fitting.CONVERGED,
         "status 0",
     )

@@ -149,7 +149,7 @@ def main(argv=None) -> int:
     budget = float(accounting.training_flops(n70, LLAMA2_TOKENS))
     draws = 500 if args.smoke else 4000
     plan = planner.plan(
-        compute_flops=budget, hardware=GPU, mfu=implied2["70B"], draws=draws
+        compute_flops=budget, hardware=GPU, mfu=implied2["70B"], num_draws=draws
     )
     report.section(
         f"A compute-optimal plan for Llama 2 70B's budget ({budget:.3g} FLOPs)",

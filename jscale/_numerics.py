@@ -35,6 +35,15 @@ def asfloat(x: ArrayLike) -> jax.Array:
     return x
 
 
+def weak(x):
+    """Python ``bool``/``int`` scalars as Python floats (weakly typed in JAX).
+
+    A Python number then takes the dtype of the arrays it meets, so a float32 array
+    stays float32 under x64 even next to ``n_devices=1000``.
+    """
+    return float(x) if isinstance(x, (bool, int)) else x
+
+
 def broadcast(*arrays: jax.Array) -> list[jax.Array]:
     """Broadcast explicitly (safe under ``jax_numpy_rank_promotion='raise'``)."""
     shape = jnp.broadcast_shapes(*(jnp.shape(a) for a in arrays))
@@ -54,3 +63,51 @@ def power_term(log_coef: ArrayLike, exponent: ArrayLike, log_x: ArrayLike) -> ja
 def log_softplus(z: ArrayLike) -> jax.Array:
     """``log(1 + exp(z))`` without overflow; gradients finite everywhere."""
     return jnp.logaddexp(0.0, z)
+
+
+def padded_size(n: int, multiple: int) -> int:
+    """The length a batch of ``n`` items is padded to: ``n`` rounded up to a
+    multiple of ``multiple``, and at least one ``multiple`` (an empty batch too).
+
+    The one padding rule of jscale's chunked computations (Monte Carlo blocks,
+    sweep lanes): every chunk is evaluated at a fixed length, so one compiled
+    program serves every batch size, and XLA never sees the short arrays that it
+    compiles differently.
+
+    Examples:
+      >>> padded_size(1000, 128), padded_size(1024, 128), padded_size(0, 128)
+      (1024, 1024, 128)
+    """
+    return max(-(-n // multiple), 1) * multiple
+
+
+def pad_to(x, size: int, *, axis: int = 0, value=None):
+    """``x`` padded along ``axis`` to length ``size`` (see :func:`padded_size`).
+
+    The padding holds ``value`` or, by default, copies of the last entry along
+    ``axis`` (so padded lanes compute on a valid input and are dropped after).
+    NumPy arrays stay NumPy (host-side index arrays); anything else becomes a JAX
+    array (traced values included).
+
+    Examples:
+      >>> import numpy as np
+      >>> pad_to(np.arange(3), 5)
+      array([0, 1, 2, 2, 2])
+      >>> pad_to(np.ones((2, 1)), 3, axis=1, value=0.0).tolist()
+      [[1.0, 0.0, 0.0], [1.0, 0.0, 0.0]]
+    """
+    xp = np if isinstance(x, np.ndarray) else jnp
+    x = xp.asarray(x)
+    axis = axis % x.ndim
+    n = x.shape[axis]
+    if size < n:
+        raise ValueError(f"cannot pad length {n} down to {size}")
+    if size == n:
+        return x
+    shape = x.shape[:axis] + (size - n,) + x.shape[axis + 1 :]
+    if value is None:
+        last = x[(slice(None),) * axis + (slice(n - 1, n),)]
+        fill = xp.broadcast_to(last, shape)
+    else:
+        fill = xp.full(shape, value, x.dtype)
+    return xp.concatenate([x, fill], axis=axis)

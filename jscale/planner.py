@@ -18,7 +18,7 @@ D) across the law's parameter draws; the intervals of N* and D* are the spread o
 the optimum itself. Laws without a published uncertainty get ``None``.
 
 >>> from jscale import planner
->>> p = planner.plan(compute_flops=1e24, draws=256)
+>>> p = planner.plan(compute_flops=1e24, num_draws=256)
 >>> [row["law"] for row in p["plans"]]
 ['chinchilla-hoffmann2022', 'chinchilla-besiroglu2024']
 """
@@ -32,7 +32,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import _checks, _status, accounting, allocation, laws
+from . import _checks, accounting, allocation, laws
 from .laws import chinchilla
 
 #: The budget :func:`plan` uses when none is given (and says so).
@@ -50,12 +50,15 @@ _EXAMPLE_TEXT = (
 )
 
 
-def besiroglu_draws(key: jax.Array, num: int) -> chinchilla.ChinchillaParams:
-    """``num`` laws drawn from Besiroglu 2024's bootstrap distribution.
+def besiroglu_draws(key: jax.Array, num_draws: int) -> chinchilla.ChinchillaParams:
+    """``num_draws`` laws drawn from Besiroglu 2024's bootstrap distribution.
 
-    A multivariate normal in ``(log A, log B, log E, alpha, beta)`` centred on
-    their estimate, with :data:`jscale.laws.chinchilla.BESIROGLU2024_COVARIANCE`.
-    Leaves have shape ``(num,)`` in the default float dtype.
+    A multivariate normal centred on their estimate, with the covariance of
+    :func:`jscale.laws.chinchilla.besiroglu2024_covariance`, drawn in the
+    coordinates the covariance was published in
+    (:data:`~jscale.laws.chinchilla.BESIROGLU2024_COORDS`: ``log A, log B, log E,
+    alpha, beta``) and mapped back to the fields by name. Leaves have shape
+    ``(num_draws,)`` in the default float dtype.
 
     Examples:
       >>> import jax
@@ -63,18 +66,26 @@ def besiroglu_draws(key: jax.Array, num: int) -> chinchilla.ChinchillaParams:
       >>> p.A.shape
       (8,)
     """
+    num_draws = _checks.check_whole("num_draws", num_draws)
+    coords = chinchilla.BESIROGLU2024_COORDS
     est = chinchilla.BESIROGLU2024.params
-    mean = jnp.asarray(
-        [math.log(est.A), math.log(est.B), math.log(est.E), est.alpha, est.beta]
-    )
-    cov = jnp.asarray(chinchilla.BESIROGLU2024_COVARIANCE, mean.dtype)
-    z = jax.random.multivariate_normal(key, mean, cov, (num,), dtype=mean.dtype)
+    center = {
+        "log_E": math.log(est.E),
+        "log_A": math.log(est.A),
+        "log_B": math.log(est.B),
+        "alpha": est.alpha,
+        "beta": est.beta,
+    }
+    mean = jnp.asarray([center[c] for c in coords])
+    cov = jnp.asarray(chinchilla.besiroglu2024_covariance(coords), mean.dtype)
+    z = jax.random.multivariate_normal(key, mean, cov, (num_draws,), dtype=mean.dtype)
+    at = dict(zip(coords, z.T, strict=True))
     return chinchilla.ChinchillaParams(
-        E=jnp.exp(z[:, 2]),
-        A=jnp.exp(z[:, 0]),
-        B=jnp.exp(z[:, 1]),
-        alpha=z[:, 3],
-        beta=z[:, 4],
+        E=jnp.exp(at["log_E"]),
+        A=jnp.exp(at["log_A"]),
+        B=jnp.exp(at["log_B"]),
+        alpha=at["alpha"],
+        beta=at["beta"],
     )
 
 
@@ -87,7 +98,7 @@ def _interval(x, level: float) -> list[float] | None:
     return [float(lo), float(hi)]
 
 
-def _f(x) -> float | None:
+def _json_float(x) -> float | None:
     value = float(np.asarray(x))
     return value if math.isfinite(value) else None
 
@@ -123,8 +134,15 @@ def _budget_flops(
         c = float(np.asarray(_checks.check_positive("compute_flops", compute_flops)))
         desc["kind"] = "flops"
     elif given["count/hours/days"]:
-        if (hours is None) == (days is None):
-            raise ValueError("a GPU budget needs exactly one of hours or days")
+        if hours is None and days is None:
+            raise ValueError(
+                "count needs exactly one of hours or days (a GPU budget); got neither"
+            )
+        if hours is not None and days is not None:
+            raise ValueError(
+                "days and hours are both given; a GPU budget needs exactly one of "
+                "hours or days"
+            )
         b = accounting.budget(
             hardware,
             1 if count is None else count,
@@ -141,7 +159,10 @@ def _budget_flops(
         )
     elif usd is not None:
         if price is None:
-            raise ValueError("a dollar budget needs price_per_device_hour")
+            raise ValueError(
+                "price_per_device_hour is needed to turn a dollar budget (usd) into "
+                "GPU-hours"
+            )
         c = float(accounting.cost_to_flops(usd, price, hardware, precision, mfu))
         desc.update(kind="usd", usd=float(usd))
     elif energy_kwh is not None:
@@ -157,34 +178,24 @@ def _costs(flops, hardware, precision, mfu, price, pue) -> dict:
     hours = accounting.flops_to_device_hours(flops, hardware, precision, mfu)
     joules = accounting.energy_joules(hours, hardware, pue)
     return {
-        "gpu_hours": _f(hours),
-        "energy_kwh": _f(joules / 3.6e6),
-        "cost_usd": None if price is None else _f(accounting.cost_usd(hours, price)),
+        "gpu_hours": _json_float(hours),
+        "energy_kwh": _json_float(joules / 3.6e6),
+        "cost_usd": (
+            None if price is None else _json_float(accounting.cost_usd(hours, price))
+        ),
     }
 
 
-def _row(law, r, draws_loss=None, draws_opt=None, level=0.9) -> dict:
-    row = {
-        "law": law,
-        "n_params": _f(r.n_params),
-        "n_tokens": _f(r.n_tokens),
-        "tokens_per_param": _f(r.n_tokens / r.n_params),
-        "epochs": None if r.epochs is None else _f(r.epochs),
-        "loss": _f(r.loss),
-        "loss_interval": None,
-        "n_params_interval": None,
-        "n_tokens_interval": None,
-        "compute_flops": _f(r.compute_flops),
-        **_status.as_json(r.status),
-    }
-    if r.lifetime_flops is not None:
-        row["inference_flops"] = _f(r.inference_flops)
-        row["lifetime_flops"] = _f(r.lifetime_flops)
-    if draws_loss is not None:
-        row["loss_interval"] = _interval(draws_loss, level)
-    if draws_opt is not None:
-        row["n_params_interval"] = _interval(draws_opt.n_params, level)
-        row["n_tokens_interval"] = _interval(draws_opt.n_tokens, level)
+def _row(law: str, r, loss_draws=None, opt_draws=None, level: float = 0.9) -> dict:
+    """One law's row: :func:`jscale.allocation.to_row` of its plan, then the
+    intervals over the parameter draws (``None`` where the law has none)."""
+    row = {"law": law, **allocation.to_row(r)}
+    row.setdefault("epochs", None)
+    row["loss_interval"] = None if loss_draws is None else _interval(loss_draws, level)
+    row["n_params_interval"] = row["n_tokens_interval"] = None
+    if opt_draws is not None:
+        row["n_params_interval"] = _interval(opt_draws.n_params, level)
+        row["n_tokens_interval"] = _interval(opt_draws.n_tokens, level)
     return row
 
 
@@ -204,8 +215,9 @@ def plan(
     unique_tokens: float | None = None,
     inference_tokens: float | None = None,
     interval: float = 0.90,
-    draws: int = 4000,
+    num_draws: int = 4000,
     seed: int = 0,
+    draws: chinchilla.ChinchillaParams | None = None,
 ) -> dict:
     """Plan one budget under several laws (see the module docstring).
 
@@ -224,8 +236,13 @@ def plan(
       inference_tokens: lifetime inference tokens; adds the inference-aware plan
         (Sardana 2024) under Besiroglu's law.
       interval: the probability mass of the reported intervals.
-      draws: parameter draws behind the intervals.
+      num_draws: how many parameter draws of Besiroglu's law (at least 2) give
+        the intervals.
       seed: the draws' random seed.
+      draws: the parameter draws themselves (a :class:`ChinchillaParams` with a
+        leading axis, e.g. from :func:`besiroglu_draws`), instead of
+        ``num_draws`` drawn from ``seed``: pass the same draws to the figures
+        that show this plan's uncertainty.
 
     Returns:
       A JSON-ready dict: ``budget`` (what was planned, in FLOPs and the other
@@ -235,10 +252,15 @@ def plan(
       ``gpu_hours``, ``energy_kwh``, ``cost_usd``, ``status``), ``interval`` and
       ``example`` (a sentence, or ``None``).
     """
-    if not 0.0 < interval < 1.0:
-        raise ValueError(f"interval must be in (0, 1); got {interval}")
-    if int(draws) < 2:
-        raise ValueError(f"draws must be at least 2; got {draws}")
+    _checks.check_range("interval", interval, upper=1.0)
+    _checks.check_fraction("mfu", mfu)  # also where the embedded example replaces it
+    if draws is None:
+        num_draws = _checks.check_whole("num_draws", num_draws, minimum=2)
+    elif np.ndim(draws.E) != 1 or np.shape(draws.E)[0] < 2:
+        raise ValueError(
+            "draws must hold at least 2 draws along one leading axis; got leaves "
+            f"of shape {np.shape(draws.E)}"
+        )
     example = None
     if all(v is None for v in (compute_flops, count, hours, days, usd, energy_kwh)):
         example = _EXAMPLE_TEXT
@@ -268,8 +290,8 @@ def plan(
         pue=pue,
         **_costs(flops, hardware, precision, mfu, price_per_device_hour, pue),
     )
-    key = jax.random.key(seed)
-    sample = besiroglu_draws(key, int(draws))
+    if draws is None:
+        draws = besiroglu_draws(jax.random.key(seed), num_draws)
     rows = []
 
     hoff = laws.get("chinchilla-hoffmann2022")
@@ -277,8 +299,8 @@ def plan(
 
     bes = laws.get("chinchilla-besiroglu2024")
     r = allocation.optimal(bes, flops)
-    loss_draws = chinchilla.loss(sample, r.n_params, r.n_tokens)
-    opt_draws = allocation.chinchilla_optimal(sample, flops)
+    loss_draws = chinchilla.loss(draws, r.n_params, r.n_tokens)
+    opt_draws = allocation.chinchilla_optimal(draws, flops)
     rows.append(_row(bes.name, r, loss_draws, opt_draws, interval))
 
     if unique_tokens is not None:
@@ -292,9 +314,9 @@ def plan(
         r = allocation.inference_budget_optimal(
             chinchilla.loss, bes.params, flops, inference_tokens
         )
-        loss_draws = chinchilla.loss(sample, r.n_params, r.n_tokens)
+        loss_draws = chinchilla.loss(draws, r.n_params, r.n_tokens)
         opt_draws = allocation.inference_budget_optimal(
-            chinchilla.loss, sample, flops, inference_tokens
+            chinchilla.loss, draws, flops, inference_tokens
         )
         row = _row(f"{bes.name} + inference", r, loss_draws, opt_draws, interval)
         row["inference_tokens"] = float(inference_tokens)

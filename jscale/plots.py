@@ -331,27 +331,33 @@ def inference_shift(
 def moe_frontier(
     law: str | laws.Preset = "moe-ludziejewski2025",
     budgets: Sequence[float] = (1e21, 1e22, 1e23, 1e24),
-    memory_gb: Sequence[float] | None = None,
+    memory_bytes: Sequence[float] | None = None,
     *,
     ax=None,
 ):
     """The MoE memory frontier: best loss and expert count against memory.
 
     For each training budget, :func:`jscale.allocation.moe_optimal` under a cap
-    on accelerator memory (weights plus KV cache, ``memory_gb``): the loss falls
-    and the optimal number of experts grows as memory is added, until the law's
-    expert bound (the analogue of Ludziejewski et al. 2025, Fig. 1 / Table 2).
+    on accelerator memory (weights plus KV cache, ``memory_bytes``; default 10 GB
+    to about 3 TB): the loss falls and the optimal number of experts grows as
+    memory is added, until the law's expert bound (the analogue of Ludziejewski
+    et al. 2025, Fig. 1 / Table 2). Memory is drawn in GB (1e9 bytes).
     """
     preset = _preset(law)
     c = np.asarray(budgets, dtype=float)
-    m = np.logspace(1, 3.5, 24) if memory_gb is None else np.asarray(memory_gb, float)
-    r = allocation.moe_optimal(preset, c[:, None], memory_gb=m[None, :])
+    m = (
+        np.logspace(1, 3.5, 24) * 1e9
+        if memory_bytes is None
+        else np.asarray(memory_bytes, float)
+    )
+    r = allocation.moe_optimal(preset, c[:, None], memory_bytes=m[None, :])
     loss = np.asarray(r.loss, dtype=float)
     experts = np.asarray(r.experts, dtype=float)
     fig, (a1, a2) = _figure(ax, ncols=2, width=4.4)
+    gb = m / 1e9
     for i, color in enumerate(_colors(len(c))):
-        a1.plot(m, loss[i], color=color, lw=1.6, label=f"{c[i]:.3g} FLOPs")
-        a2.plot(m, experts[i], color=color, lw=1.6)
+        a1.plot(gb, loss[i], color=color, lw=1.6, label=f"{c[i]:.3g} FLOPs")
+        a2.plot(gb, experts[i], color=color, lw=1.6)
     for a in (a1, a2):
         a.set_xscale("log")
         a.set_xlabel("memory for weights + KV cache (GB)")

@@ -46,6 +46,20 @@ def test_chinchilla_compute_by_hand():
 def test_pf_day():
     # Kaplan 2020, Sec. 1.3: 1 PF-day = 1e15 x 24 x 3600 FLOPs.
     assert acc.FLOPS_PER_PF_DAY == 1e15 * 24 * 3600
+    pf_day = float(acc.pf_days_to_flops(1.0))
+    assert math.isclose(pf_day, acc.FLOPS_PER_PF_DAY, rel_tol=rtol())
+    assert math.isclose(float(acc.flops_to_pf_days(8.64e21)), 100.0, rel_tol=rtol())
+
+
+def test_old_names_are_aliases():
+    # The memory functions were renamed to carry their unit; the old names stay.
+    assert acc.weights_memory is acc.weights_memory_bytes
+    assert acc.training_memory is acc.training_memory_bytes
+    from jscale.laws import kaplan
+
+    assert kaplan.pf_days_to_flops is acc.pf_days_to_flops
+    assert kaplan.flops_to_pf_days is acc.flops_to_pf_days
+    assert kaplan.PF_DAY_FLOPS == acc.FLOPS_PER_PF_DAY
 
 
 # --------------------------------------------------------------------------------
@@ -270,13 +284,13 @@ def test_mixed_precision_adam_is_sixteen_bytes_per_parameter():
     # parameter; GPT-2 with 1.5B parameters needs "at least 24GB".
     n = np.array([1.5e9, 7e9, 70e9])
     for precision in ("fp16", "bf16"):
-        m = acc.training_memory(n, precision)
+        m = acc.training_memory_bytes(n, precision)
         np.testing.assert_allclose(m.weights, 2 * n, rtol=rtol())
         np.testing.assert_allclose(m.gradients, 2 * n, rtol=rtol())
         np.testing.assert_allclose(m.master_weights, 4 * n, rtol=rtol())
         np.testing.assert_allclose(m.optimizer_state, 8 * n, rtol=rtol())
         np.testing.assert_allclose(m.total, 16 * n, rtol=rtol())
-    assert float(acc.training_memory(1.5e9).total) == 24e9
+    assert float(acc.training_memory_bytes(1.5e9).total) == 24e9
 
 
 @pytest.mark.parametrize(
@@ -290,7 +304,7 @@ def test_mixed_precision_adam_is_sixteen_bytes_per_parameter():
     ],
 )
 def test_training_memory_variants(precision, optimizer, master, bytes_per_param):
-    m = acc.training_memory(1e9, precision, optimizer, master)
+    m = acc.training_memory_bytes(1e9, precision, optimizer, master)
     assert math.isclose(float(m.total), bytes_per_param * 1e9, rel_tol=rtol())
     parts = m.weights + m.gradients + m.optimizer_state + m.master_weights
     assert math.isclose(float(parts), float(m.total), rel_tol=rtol())
@@ -299,7 +313,7 @@ def test_training_memory_variants(precision, optimizer, master, bytes_per_param)
 def test_weights_memory_and_kv_cache():
     n = np.array([7e9, 70e9])
     for name, prec in acc.PRECISIONS.items():
-        got = acc.weights_memory(n, name)
+        got = acc.weights_memory_bytes(n, name)
         np.testing.assert_allclose(got, n * prec.bits / 8, rtol=rtol())
     # 2 (K and V) x layers x d_model x context x batch values; Llama-2-7B-like shape
     # (32 layers, d_model 4096) at 4,096 tokens in bf16: 2 GiB per sequence.
@@ -398,7 +412,7 @@ def test_custom_hardware_and_precision_objects():
     assert math.isclose(float(got), 10 * 3600 * 500, rel_tol=rtol())
     got = acc.device_flops_per_second(hw, prec, 1.0, throughput_multiplier=2.0)
     assert math.isclose(float(got), 2 * 989e12, rel_tol=rtol())
-    assert acc.weights_memory(1e9, prec) == 0.75e9
+    assert acc.weights_memory_bytes(1e9, prec) == 0.75e9
 
 
 # --------------------------------------------------------------------------------
@@ -569,7 +583,7 @@ def test_dtype_follows_inputs():
         assert acc.params_from_shape(shape).dtype == jnp.float32
         x64 = np.float64(1e4)
         assert acc.device_hours_to_flops(x64, "h100-sxm").dtype == jnp.float64
-        assert acc.training_memory(np.float64(1e9)).total.dtype == jnp.float64
+        assert acc.training_memory_bytes(np.float64(1e9)).total.dtype == jnp.float64
     # Integers become the default float; 3e9 tokens would overflow int32.
     assert jnp.issubdtype(acc.training_flops(10**9, 3 * 10**9).dtype, jnp.floating)
     assert float(acc.training_flops(10**9, 3 * 10**9)) == pytest.approx(1.8e19)
@@ -603,8 +617,11 @@ def test_dtype_follows_inputs():
             "throughput_multiplier",
         ),
         (lambda: acc.kv_cache_bytes(32, 4096, 0), "context"),
-        (lambda: acc.training_memory(1e9, optimizer="lamb"), "unknown optimizer.*adam"),
-        (lambda: acc.weights_memory(1e9, "fp12"), "unknown precision.*int8"),
+        (
+            lambda: acc.training_memory_bytes(1e9, optimizer="lamb"),
+            "unknown optimizer.*adam",
+        ),
+        (lambda: acc.weights_memory_bytes(1e9, "fp12"), "unknown precision.*int8"),
         (
             lambda: acc.params_from_shape(acc.TransformerShape(0, 768, 12)),
             r"shape.n_layers must be .*got 0",
@@ -649,5 +666,7 @@ def test_bad_input_under_jit_is_nan():
     shape = acc.TransformerShape(jnp.array([12.0, -1.0]), 768.0, 12.0)
     out = jax.jit(acc.params_from_shape)(shape)
     assert np.isfinite(out[0]) and np.isnan(out[1])
-    total = jax.vmap(lambda n: acc.training_memory(n).total)(jnp.array([1.0, -1.0]))
+    total = jax.vmap(lambda n: acc.training_memory_bytes(n).total)(
+        jnp.array([1.0, -1.0])
+    )
     assert float(total[0]) == 16.0 and np.isnan(total[1])

@@ -8,8 +8,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from _reference import minimize_bounded
 from conftest import X64, rtol
-from scipy.optimize import minimize_scalar
 
 from jscale import allocation, laws
 from jscale.laws import chinchilla, data_constrained
@@ -26,13 +26,14 @@ SCIPY_RTOL = 5e-6 if X64 else 1e-5
 
 
 def scipy_isoflop_argmin(loss64, c, lo=1e-4, hi=1e7):
-    """Float64 reference: minimize loss(N, C/(6N)) over log N with SciPy."""
+    """Float64 reference: minimize loss(N, C/(6N)) over log N, with D/N in
+    [lo, hi], by a guarded grid scan and bounded Brent (tests/_reference.py)."""
     log_c6 = math.log(c / 6)
-    res = minimize_scalar(
+    res = minimize_bounded(
         lambda x: loss64(math.exp(x), math.exp(log_c6 - x)),
-        bounds=(0.5 * (log_c6 - math.log(hi)), 0.5 * (log_c6 - math.log(lo))),
-        method="bounded",
-        options={"xatol": 1e-10, "maxiter": 2000},
+        0.5 * (log_c6 - math.log(hi)),
+        0.5 * (log_c6 - math.log(lo)),
+        xatol=1e-10,
     )
     return math.exp(res.x), res.fun
 
@@ -92,14 +93,20 @@ def test_chinchilla_random_laws_match_scipy():
         A, B = 10**lA, 10**lB
         c = 10 ** rng.uniform(18, 26)
         r = allocation.chinchilla_optimal(chinchilla.ChinchillaParams(E, A, B, a, b), c)
+        # SciPy's box, D/N in [1e-15, 1e15], holds almost every random law's
+        # optimum; where it does not (alpha ~ 0.2 on a small budget can put D/N
+        # near 1e-11), SciPy stops on the box's end: our loss must still be no
+        # worse, and the argmin is compared only where SciPy's is inside.
+        lo, hi = 1e-15, 1e15
         n_ref, l_ref = scipy_isoflop_argmin(
             lambda n, d, q=(E, A, B, a, b): q[0] + q[1] / n ** q[3] + q[2] / d ** q[4],
             c,
-            lo=1e-9,
-            hi=1e12,
+            lo=lo,
+            hi=hi,
         )
-        np.testing.assert_allclose(r.n_params, n_ref, rtol=SCIPY_RTOL)
         assert float(r.loss) <= l_ref * (1 + rtol())
+        if lo * (1 + 1e-6) < c / (6 * n_ref**2) < hi * (1 - 1e-6):
+            np.testing.assert_allclose(r.n_params, n_ref, rtol=SCIPY_RTOL)
 
 
 def test_chinchilla_optimum_grad_matches_closed_form():

@@ -73,7 +73,7 @@ def test_one_compile_serves_every_value():
 
 def test_scenario_compiles_once_per_shape():
     p = data_constrained.MUENNIGHOFF2023.params
-    kernel = allocation._core._budget_kernel
+    kernel = allocation.engine._budget_kernel
     rng = np.random.default_rng(1)
 
     def draw():
@@ -93,7 +93,7 @@ def _lifetime_log_flops(y, a):
 
 
 def _reach_target(y, a):
-    return (allocation._core._chinchilla_log_loss(SARDANA, y[0], y[1]) - a[0])[None]
+    return (allocation.engine.chinchilla_log_loss(SARDANA, y[0], y[1]) - a[0])[None]
 
 
 def test_augmented_lagrangian_matches_the_1d_solution():
@@ -139,7 +139,7 @@ def test_augmented_lagrangian_box_cap():
         upper=jnp.asarray([cap, 80.0], DTYPE),
     )
     assert float(s.y[0, 0]) == pytest.approx(cap, abs=1e-6)
-    loss = allocation._core._chinchilla_log_loss(SARDANA, s.y[0, 0], s.y[0, 1])
+    loss = allocation.engine.chinchilla_log_loss(SARDANA, s.y[0, 0], s.y[0, 1])
     assert float(loss) == pytest.approx(1.947, rel=1e-6 if X64 else 1e-4)
 
 

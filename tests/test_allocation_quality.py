@@ -9,10 +9,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from _reference import minimize_bounded, root_bracketed
 from conftest import X64
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from scipy.optimize import brentq, minimize_scalar
 from test_allocation import dc_loss64
 
 from jscale import allocation
@@ -33,16 +33,9 @@ EFF_RTOL = 1e-12 if X64 else 5e-6
 
 
 def _bounded(f, lo, hi):
-    """Bounded Brent after a coarse scan (the data-constrained loss has kinks)."""
-    grid = np.linspace(lo, hi, 129)
-    best = grid[int(np.argmin([f(x) for x in grid]))]
-    step = (hi - lo) / 128
-    res = minimize_scalar(
-        f,
-        bounds=(max(lo, best - step), min(hi, best + step)),
-        method="bounded",
-        options={"xatol": 1e-12, "maxiter": 5000},
-    )
+    """Bounded Brent after a coarse scan (the data-constrained loss has kinks),
+    guarded, over a log-space interval (tests/_reference.py)."""
+    res = minimize_bounded(f, lo, hi, grid=129)
     return res.x, res.fun
 
 
@@ -215,7 +208,11 @@ def test_pools_pick_the_best_pool():
     u = u0[:, None] * 10 ** rng.uniform(-1.5, 1.5, (N_CONFIGS, 3))
     q = 10 ** rng.uniform(-0.5, 0.7, (N_CONFIGS, 3))
     r = allocation.pools_optimal(
-        DC, jnp.asarray(c, DTYPE), jnp.asarray(u, DTYPE), jnp.asarray(q, DTYPE), 4.0
+        DC,
+        jnp.asarray(c, DTYPE),
+        unique_tokens=jnp.asarray(u, DTYPE),
+        quality=jnp.asarray(q, DTYPE),
+        max_epochs=4.0,
     )
     assert r.n_params.shape == (N_CONFIGS,)
     assert np.all(np.asarray(r.status) == allocation.CONVERGED)
@@ -242,11 +239,15 @@ def test_filtered_pool_crossover_budget():
     def gap(log_c):
         return _dc_ref(10**log_c, u[0], q[0])[1] - _dc_ref(10**log_c, u[1], q[1])[1]
 
-    c_star = 10 ** brentq(gap, 21.0, 25.0, xtol=1e-10)
+    c_star = 10 ** root_bracketed(gap, 21.0, 25.0, xtol=1e-10)
     assert 1.0e23 < c_star < 1.2e23
     c = jnp.asarray([c_star / 1.05, c_star * 1.05, c_star * 100], DTYPE)
     r = allocation.pools_optimal(
-        DC, c, jnp.asarray(u, DTYPE), jnp.asarray(q, DTYPE), 1e30
+        DC,
+        c,
+        unique_tokens=jnp.asarray(u, DTYPE),
+        quality=jnp.asarray(q, DTYPE),
+        max_epochs=1e30,
     )
     assert [int(k) for k in r.pool] == [0, 1, 1]
     hq = allocation.quality_optimal(DC, c_star, 2.0, 5e10)
@@ -276,9 +277,9 @@ def test_more_budget_never_hurts(log_c, growth, rel_u, log_q):
     r = allocation.pools_optimal(
         DC,
         jnp.asarray(c[::2], DTYPE),
-        jnp.asarray([u, 30 * u], DTYPE),
-        jnp.asarray([10**log_q, 1.0], DTYPE),
-        4.0,
+        unique_tokens=jnp.asarray([u, 30 * u], DTYPE),
+        quality=jnp.asarray([10**log_q, 1.0], DTYPE),
+        max_epochs=4.0,
     )
     loss = np.asarray(r.loss)
     assert np.all(loss[1:] <= loss[:-1] * (1 + MONO))
@@ -310,9 +311,9 @@ def test_relaxing_a_constraint_never_raises_the_loss(log_c, rel_u, log_q, epochs
     r = allocation.pools_optimal(
         DC,
         10**log_c,
-        jnp.asarray([[u, u], [u, u * more], [u, 30 * u]], DTYPE),
-        jnp.asarray([[q, q], [q, 1.0], [q, 0.5]], DTYPE),
-        epochs,
+        unique_tokens=jnp.asarray([[u, u], [u, u * more], [u, 30 * u]], DTYPE),
+        quality=jnp.asarray([[q, q], [q, 1.0], [q, 0.5]], DTYPE),
+        max_epochs=epochs,
     )
     loss = np.asarray(r.loss)
     assert np.all(loss[1:] <= loss[0] * (1 + MONO))
@@ -377,8 +378,8 @@ def test_gradients_match_finite_differences():
         r = allocation.pools_optimal(
             DC,
             c,
-            jnp.stack([u, 40.0 * u], axis=-1),
-            jnp.stack([q, jnp.ones_like(q)], axis=-1),
+            unique_tokens=jnp.stack([u, 40.0 * u], axis=-1),
+            quality=jnp.stack([q, jnp.ones_like(q)], axis=-1),
         )
         return jnp.log(r.n_params) + r.loss
 
@@ -442,7 +443,7 @@ def test_gradients_match_finite_differences():
         ),
         (lambda: allocation.quality_optimal(DC, 3.0, 1.0), "C >= 6"),
         (
-            lambda: allocation.pools_optimal(DC, 1e22, 1e10, 1.0),
+            lambda: allocation.pools_optimal(DC, 1e22, 1.0, 1e10),
             "trailing pool axis",
         ),
         (
@@ -452,11 +453,11 @@ def test_gradients_match_finite_differences():
             "needs the data-constrained law",
         ),
         (
-            lambda: allocation.pools_optimal(DC, 1e22, [1e10, 1e11], [1.0, 1.0, 1.0]),
+            lambda: allocation.pools_optimal(DC, 1e22, [1.0, 1.0, 1.0], [1e10, 1e11]),
             "shape mismatch",
         ),
         (
-            lambda: allocation.pools_optimal(DC, 3.0, [1e10, 1e11], [1.0, 2.0]),
+            lambda: allocation.pools_optimal(DC, 3.0, [1.0, 2.0], [1e10, 1e11]),
             "no pool is feasible",
         ),
     ],
@@ -480,15 +481,15 @@ def test_jit_flags_invalid_elements_and_matches_eager():
     r = g(
         DC,
         jnp.asarray([1e21, 3.0], DTYPE),
-        jnp.asarray([5e10, 2e12], DTYPE),
         jnp.asarray([2.0, 1.0], DTYPE),
+        jnp.asarray([5e10, 2e12], DTYPE),
     )
     assert list(np.asarray(r.status)) == [0, 2] and list(np.asarray(r.pool)) == [0, -1]
     assert np.isnan(r.loss[1])
 
 
 def test_compiles_once_per_shape():
-    kernel = allocation._core._budget_kernel
+    kernel = allocation.engine._budget_kernel
     rng = np.random.default_rng(7)
 
     def draw():

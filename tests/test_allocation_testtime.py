@@ -9,10 +9,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from _reference import (
+    ReferenceFailure,
+    minimize_bounded,
+    minimize_multistart,
+    root_bracketed,
+)
 from conftest import X64, rtol
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from scipy.optimize import brentq, minimize, minimize_scalar
 
 from jscale import allocation
 from jscale.allocation import testtime
@@ -381,8 +386,12 @@ def test_infeasible_and_invalid_are_flagged_under_jit(budget):
     np.testing.assert_allclose(jitted, [e.n_params for e in eager], rtol=N_RTOL)
 
 
-def _slsqp(cfg, budget):
-    """SLSQP on the original two-variable problem in (log N, log k)."""
+def _scipy_ref(cfg, budget, start):
+    """Float64 optimum of the original two-variable problem in (log N, log k) over
+    the box [log n_min, log n_max] x [0, log max_samples (or 40)]: the best of
+    SLSQP (guarded, feasible within 1e-12 in log space; tests/_reference.py) from
+    the middle of the box, from ``start`` (jscale's answer) and from the optimum of
+    the 1-D reduction, and of that 1-D optimum itself (feasible by construction)."""
     log_abs_a, log_cost = _ref(cfg)
     lo, hi = math.log(cfg["n_min"]), math.log(cfg["n_max"])
     y_hi = math.log(cfg["kmax"]) if np.isfinite(cfg["kmax"]) else 40.0
@@ -404,19 +413,27 @@ def _slsqp(cfg, budget):
 
         cons = {"type": "ineq", "fun": lambda z: ell - log_abs_a(z[0]) - b * z[1]}
         z0 = [x0, min(y_hi, max(0.0, (ell - log_abs_a(x0)) / b))]
-    res = minimize(
-        fun,
-        z0,
-        method="SLSQP",
-        bounds=[(lo, hi), (0.0, y_hi)],
-        constraints=[cons],
-        options={"ftol": 1e-10, "maxiter": 1000},
-    )
-    return res.fun if res.success else None
+    one = _brent(cfg, budget)
+    try:
+        # The objectives move by up to ~10 per unit of violation: 1e-12 keeps a
+        # violation's gain two orders below the comparison's 1e-9.
+        two = minimize_multistart(
+            fun,
+            [z0, start, one.x],
+            [(lo, hi), (0.0, y_hi)],
+            [cons],
+            options={"ftol": 1e-10, "maxiter": 1000},
+            feas_tol=1e-12,
+        ).fun
+    except ReferenceFailure:  # no SLSQP start ended feasible: the 1-D optimum
+        two = math.inf
+    return min(two, one.fun)
 
 
 def _brent(cfg, budget):
-    """Fallback: bounded Brent on the problem with k eliminated (float64)."""
+    """The problem with k eliminated (from the active constraint, capped at
+    max_samples) by a guarded grid scan and bounded Brent on log N in float64:
+    returns the optimum's value ``fun`` and point ``x = (log N, log k)``."""
     log_abs_a, log_cost = _ref(cfg)
     b = cfg["b"]
     lo, hi = math.log(cfg["n_min"]), math.log(cfg["n_max"])
@@ -424,14 +441,16 @@ def _brent(cfg, budget):
     if budget:
         goal = math.log(cfg["goal"])
         if log_cost(hi, 0.0) > goal:
-            hi = brentq(lambda x: log_cost(x, 0.0) - goal, lo, hi, xtol=1e-14)
+            hi = root_bracketed(lambda x: log_cost(x, 0.0) - goal, lo, hi)
         tr = 6 * cfg["pretrain"] / cfg["queries"] if cfg["pretrain"] else 0.0
 
-        def fun(x):
+        def y_of(x):
             n = math.exp(x)
             sample = _log_sample_flops(n, cfg["t"], cfg["ctx"], cfg["ratio"])
-            y = min(y_cap, math.log(max(cfg["goal"] - tr * n, 1e-300)) - sample)
-            return log_abs_a(x) + b * y
+            return min(y_cap, math.log(max(cfg["goal"] - tr * n, 1e-300)) - sample)
+
+        def fun(x):
+            return log_abs_a(x) + b * y_of(x)
     else:
         ell = math.log(-math.log(cfg["goal"]))
         if np.isfinite(y_cap) and cfg["s"] > 0:
@@ -441,36 +460,31 @@ def _brent(cfg, budget):
                 + (log_abs_a(math.log(cfg["n_ref"])) - ell + b * y_cap) / cfg["s"],
             )
 
-        def fun(x):
-            return log_cost(x, max(0.0, (ell - log_abs_a(x)) / b))
+        def y_of(x):
+            return max(0.0, (ell - log_abs_a(x)) / b)
 
-    grid = np.linspace(lo, hi, 64)
-    best = grid[np.argmin([fun(x) for x in grid])]
-    step = (hi - lo) / 63
-    res = minimize_scalar(
-        fun,
-        bounds=(max(lo, best - step), min(hi, best + step)),
-        method="bounded",
-        options={"xatol": 1e-12},
-    )
-    return min(res.fun, fun(lo), fun(hi))
+        def fun(x):
+            return log_cost(x, y_of(x))
+
+    res = minimize_bounded(fun, lo, hi, grid=64)
+    return res._replace(x=np.array([res.x, y_of(res.x)]))
 
 
 @pytest.mark.parametrize("budget", [False, True])
 def test_matches_scipy_with_attention_and_training(budget):
     cfgs = _configs(31 + budget, budget)
-    fallbacks = 0
     for i, r in enumerate(_solve(cfgs, budget)):
         cfg = cfgs[i]
         assert int(r.status) == allocation.CONVERGED, i
-        ref = _slsqp(cfg, budget)
-        if ref is None:  # SLSQP's line search gives up on a few flat cases
-            fallbacks += 1
-            ref = _brent(cfg, budget)
         log_abs_a, log_cost = _ref(cfg)
         x = math.log(float(r.n_params))
         y = math.log(float(r.samples))
-        # The plan satisfies the constraint (to rounding) ...
+        ref = _scipy_ref(cfg, budget, (x, y))
+        # The plan stays in its box and satisfies the constraint (to rounding) ...
+        y_cap = math.log(cfg["kmax"]) if np.isfinite(cfg["kmax"]) else np.inf
+        assert math.log(cfg["n_min"]) - N_RTOL <= x, i
+        assert x <= math.log(cfg["n_max"]) + N_RTOL, i
+        assert -K_RTOL <= y <= y_cap + K_RTOL, i
         if budget:
             assert log_cost(x, y) <= math.log(cfg["goal"]) + OBJ_RTOL
             ours = log_abs_a(x) + cfg["b"] * y
@@ -478,13 +492,13 @@ def test_matches_scipy_with_attention_and_training(budget):
             ell = math.log(-math.log(cfg["goal"]))
             assert log_abs_a(x) + cfg["b"] * y <= ell + OBJ_RTOL
             ours = log_cost(x, y)
-        # ... and is as good as SciPy's (the problems are convex in (log N, log k),
-        # so SciPy's is the optimum to its ftol of 1e-10). Ours may be better
-        # only by the constraint's rounding times its multiplier (up to ~10).
+        # ... and is as good as the best SciPy result (the problems are convex in
+        # (log N, log k), so SciPy's is the optimum to its ftol of 1e-10). A
+        # feasible plan cannot be better than the optimum by more than the
+        # constraint's rounding times its multiplier (up to ~10), so a plan
+        # below the reference means SciPy stopped short: not checked.
         scale = max(1.0, abs(ref))
         assert ours <= ref + (1e-9 if X64 else 1e-4) * scale, (i, ours, ref)
-        assert ours >= ref - (1e-8 if X64 else 1e-4) * scale, (i, ours, ref)
-    assert fallbacks <= N_CONFIGS // 10
 
 
 # ------------------------------------------------------------------- integers
@@ -637,8 +651,8 @@ def test_kkt_conditions_hold(s, b, target, log_f):
 
         x_top = hi
         if log_cost(hi, 0.0) > math.log(f):
-            x_top = brentq(
-                lambda z, f=f: log_cost(z, 0.0) - math.log(f), lo, hi, xtol=1e-14
+            x_top = root_bracketed(
+                lambda z, f=f: log_cost(z, 0.0) - math.log(f), lo, hi
             )
         x = math.log(float(r.n_params[j]))
         scale = tol * max(1.0, abs(objective(x)))

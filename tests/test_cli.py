@@ -399,3 +399,81 @@ def test_optimal_quality_is_a_rescaled_chinchilla_law(capsys):
 )
 def test_optimal_scenario_errors(capsys, argv, needle):
     assert needle in run_error(capsys, *argv)
+
+
+# ------------------------------------------------- one dialect, one validation pass
+
+
+def test_hardware_is_an_alias_of_gpu(capsys):
+    a = run_json(capsys, "budget", "--gpu", "a100-80gb", "--days", "1")
+    b = run_json(capsys, "budget", "--hardware", "a100-80gb", "--days", "1")
+    assert a == b and a["hardware"] == "a100-80gb"
+    p = run_json(capsys, "plan", "--hardware", "a100-80gb", "--compute", "1e22")
+    assert p["budget"]["hardware"] == "a100-80gb"
+
+
+@pytest.mark.parametrize("command", ["plan", "budget", "optimal"])
+def test_help_lists_hardware_and_the_status_table(capsys, command):
+    from jscale import _status, accounting
+
+    with pytest.raises(SystemExit):
+        cli.main([command, "--help"])
+    text = capsys.readouterr().out
+    if command != "optimal":
+        assert all(name in text for name in accounting.HARDWARE)
+        assert "--hardware" in text and "power usage effectiveness" in text
+    for entry in _status.TABLE:
+        assert f"{entry.code}  {entry.name}" in text
+
+
+def test_counts_accept_scientific_notation_everywhere(capsys):
+    # One whole-number check (jscale._checks.check_whole) for every count option.
+    a = run_json(capsys, "budget", "--count", "1e3", "--days", "1")
+    b = run_json(capsys, "budget", "--count", "1000", "--days", "1")
+    assert a == b and a["count"] == 1000
+    assert "must be a whole number >= 1" in run_error(capsys, "mc", "--draws", "1.5")
+    assert "--draws" in run_error(capsys, "plan", "--draws", "1")
+
+
+@pytest.mark.parametrize(
+    ("argv", "start"),
+    [
+        # Ranges are checked once, by the library, and reported under the flag.
+        (["optimal", "--compute", "-1"], "--compute: compute_flops"),
+        (["optimal", "--unique-tokens", "1e10"], "--unique-tokens: unique_tokens"),
+        (
+            ["optimal", "--law", "precision-kumar2024", "--precision", "fp7"],
+            "--precision",
+        ),
+        (["budget", "--days", "1", "--mfu", "1.5"], "--mfu: mfu"),
+        (["plan", "--usd", "100"], "--price: price_per_device_hour"),
+        (["plan", "--energy-kwh", "0"], "--energy-kwh: energy_kwh"),
+        (["mc", "--chunk-size", "1000", "--draws", "1024"], "--chunk-size: chunk_size"),
+    ],
+)
+def test_library_errors_name_the_flag(capsys, argv, start):
+    line = run_error(capsys, *argv)
+    assert line.startswith(f"jscale {argv[0]}: error: {start}"), line
+
+
+def test_plan_table_has_the_loss_unit(capsys):
+    assert cli.main(["plan", "--compute", "1e22", "--draws", "64"]) == 0
+    assert "loss (nats/token) [90%]" in capsys.readouterr().out
+
+
+def test_plan_plot_reuses_the_table_draws(capsys, tmp_path, monkeypatch):
+    from jscale import planner
+
+    calls = []
+    real = planner.besiroglu_draws
+
+    def counted(key, num_draws):
+        calls.append(num_draws)
+        return real(key, num_draws)
+
+    monkeypatch.setattr(planner, "besiroglu_draws", counted)
+    argv = ["plan", "--compute", "1e22", "--draws", "64", "--plot", str(tmp_path)]
+    assert cli.main([*argv, "--format", "svg"]) == 0
+    assert calls == [64]  # drawn once, for the table and the figures alike
+    assert (tmp_path / "optimum_vs_compute.svg").exists()
+    assert "wrote" in capsys.readouterr().out

@@ -19,8 +19,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from _reference import minimize_multistart, perturbed
 from conftest import X64
-from scipy.optimize import minimize
 
 from jscale import cli, fitting, laws
 
@@ -93,23 +93,34 @@ def np_objective(theta, n, d, loss, delta=1e-3, weights=None):
     return np.sum(w * h), grad
 
 
+# The SciPy references' box in the fit's coordinates (log A, log B, log E, alpha,
+# beta): every start (Hoffmann's grid: a, b in [0, 25], e in [-1, 1], exponents in
+# [0, 2]) and every optimum in this file lies well inside it, and exp() of it
+# cannot overflow.
+FIT_BOX = [(-20.0, 60.0), (-20.0, 60.0), (-10.0, 10.0), (-2.0, 10.0), (-2.0, 10.0)]
+
+
 def scipy_fit(data, starts, weights=None, bounds=None):
-    """SciPy L-BFGS-B with the analytic gradient, tight tolerances, best kept."""
+    """SciPy L-BFGS-B with the analytic gradient, tight tolerances, guarded, in
+    ``FIT_BOX`` (narrowed by ``bounds``), the best of ``starts`` kept
+    (tests/_reference.py)."""
     args = (data["n_params"], data["n_tokens"], data["loss"], 1e-3, weights)
-    best = None
-    for x0 in starts:
-        res = minimize(
-            np_objective,
-            x0,
-            args=args,
-            jac=True,
-            method="L-BFGS-B",
-            bounds=bounds,
-            options={"ftol": 1e-15, "gtol": 1e-12, "maxiter": 10000},
+    box = [
+        (
+            lo if b is None or b[0] is None else max(lo, b[0]),
+            hi if b is None or b[1] is None else min(hi, b[1]),
         )
-        if best is None or res.fun < best.fun:
-            best = res
-    return best
+        for (lo, hi), b in zip(FIT_BOX, bounds or [None] * 5, strict=True)
+    ]
+    return minimize_multistart(
+        np_objective,
+        starts,
+        box,
+        method="L-BFGS-B",
+        jac=True,
+        args=args,
+        options={"ftol": 1e-15, "gtol": 1e-12, "maxiter": 10000},
+    )
 
 
 def params_of(theta):
@@ -157,7 +168,8 @@ def test_noisy_fit_matches_scipy_and_is_at_least_as_low():
         for name, value in fitting.named(r).items():
             assert value == pytest.approx(want[name], rel=F32_RTOL[name]), name
     assert r.starts.objective.shape == (len(STARTS),)
-    assert set(np.asarray(r.starts.status).tolist()) <= {0, 1, 4}
+    allowed = {fitting.CONVERGED, fitting.MAX_STEPS, fitting.STALLED}
+    assert set(np.asarray(r.starts.status).tolist()) <= allowed
     assert float(r.decrement) <= r.settings["ftol"] * float(r.objective)
 
 
@@ -310,12 +322,32 @@ def test_bootstrap_matches_scipy_reference_on_same_resamples():
     data = synthetic(0.02, seed=3)
     with quiet():
         full = fitting.fit(data, starts=STARTS)
-        boot = fitting.bootstrap(jax.random.key(7), data, num_resamples=8, init=full)
+        boot = fitting.bootstrap(jax.random.key(7), data, num_draws=8, init=full)
     w = np.asarray(boot.weights, np.float64)
     assert w.shape == (8, 30) and np.all(w.sum(1) == 30)
     x0 = np.asarray(full.theta, np.float64)
-    ref = np.array([scipy_fit(data, [x0], weights=wi).x for wi in w])
-    ref_public = np.array([list(params_of(t).values()) for t in ref])
+    # SciPy per resample from jscale's start (the full fit) and two perturbations
+    # of it by 1e-3 (the same basin: these refits are local by design; Hoffmann's
+    # starts reach other minima on some resamples), the best kept.
+    refs = [
+        scipy_fit(data, [x0, *perturbed(x0, FIT_BOX, 1e-3, 2, seed=k)], weights=wi)
+        for k, wi in enumerate(w)
+    ]
+    # Each refit's objective (float64, at jscale's theta) is no worse than SciPy's:
+    # float64 to rounding (observed 4e-14); float32 thetas are resolved to ~1e-7
+    # relative per residual, which moves the objective by up to ~1e-6 (observed).
+    tol = 1e-10 if X64 else 1e-5
+    theta = np.asarray(boot.fits.theta, np.float64)
+    ours = [
+        np_objective(t, *data.values(), 1e-3, wi)[0]
+        for t, wi in zip(theta, w, strict=True)
+    ]
+    for k in range(len(w)):
+        assert ours[k] <= refs[k].fun * (1 + tol), (k, ours[k], refs[k].fun)
+    # The refits and their spread where SciPy reached the optimum on every one.
+    if any(b.fun > f * (1 + tol) for b, f in zip(refs, ours, strict=True)):
+        return
+    ref_public = np.array([list(params_of(b.x).values()) for b in refs])
     got = np.stack(
         [np.asarray(getattr(boot.params, k)) for k in ("E", "A", "B", "alpha", "beta")],
         1,
@@ -339,14 +371,58 @@ def test_bootstrap_matches_scipy_reference_on_same_resamples():
 
 
 def test_one_compile_serves_many_bootstraps():
+    from jscale.fitting.bootstrap import _solve_resamples
+
     data = synthetic(0.02, seed=3)
     with quiet():
         full = fitting.fit(data, starts=STARTS)
-        fitting.bootstrap(jax.random.key(1), data, num_resamples=8, init=full)
-        before = fitting._solve._cache_size()
-        fitting.bootstrap(jax.random.key(2), data, num_resamples=8, init=full)
-        fitting.bootstrap(jax.random.key(3), data, num_resamples=8, init=full)
-    assert fitting._solve._cache_size() == before
+        first = fitting.bootstrap(jax.random.key(1), data, num_draws=8, init=full)
+        before = _solve_resamples._cache_size()
+        fitting.bootstrap(jax.random.key(2), data, num_draws=8, init=full)
+        fitting.bootstrap(jax.random.key(3), data, num_draws=8, init=full)
+        # the deprecated keyword num_resamples (jscale.cli still uses it)
+        old = fitting.bootstrap(jax.random.key(1), data, num_resamples=8, init=full)
+    assert _solve_resamples._cache_size() == before
+    np.testing.assert_array_equal(np.asarray(old.fits.theta), first.fits.theta)
+    with pytest.raises(ValueError, match="num_draws must be a whole number >= 2"):
+        fitting.bootstrap(jax.random.key(1), data, num_draws=1, init=full)
+    with pytest.raises(ValueError, match="num_resamples must be a whole number"):
+        fitting.bootstrap(jax.random.key(1), data, num_resamples=1, init=full)
+
+
+def test_damped_newton_solver_of_the_fits():
+    # jscale._solver.damped_newton, written for one problem and vmapped: on the
+    # Rosenbrock function from three starts it reaches (1, 1); a start where the
+    # objective is not finite is reported as such; a tight step cap as max_steps.
+    from jscale import _status
+    from jscale._solver import damped_newton
+
+    def fn(z, args, exact):
+        f = lambda v: (1.0 - v[0]) ** 2 + args * (v[1] - v[0] ** 2) ** 2  # noqa: E731
+        value = f(z)
+        return (
+            jnp.where(z[0] > -5.0, value, jnp.nan),
+            jax.grad(f)(z),
+            jax.hessian(f)(z),
+        )
+
+    starts = jnp.array([[-1.2, 1.0], [2.0, 2.0], [0.0, 0.0], [-6.0, 0.0]])
+    inf = jnp.full(2, jnp.inf)
+
+    def solve(max_steps):
+        return jax.vmap(
+            lambda z: damped_newton(
+                fn, z, 100.0, -inf, inf, ftol=1e-10, floor=1e-6, max_steps=max_steps
+            )
+        )(starts)
+
+    st = solve(200)
+    status = np.asarray(st.status)
+    assert status.tolist()[:3] == [_status.CONVERGED] * 3
+    assert status[3] == _status.NONFINITE
+    np.testing.assert_allclose(st.z[:3], 1.0, atol=1e-4 if X64 else 2e-2)
+    capped = solve(2)
+    assert int(capped.status[0]) == _status.MAX_STEPS
 
 
 def test_fit_under_jit_and_vmap():
@@ -520,25 +596,25 @@ def test_kaplan_noisy_fit_at_least_as_low_as_scipy():
         r = fitting.fit(
             {"n_params": n, "n_tokens": d, "loss": loss}, "kaplan", starts=starts
         )
-    ref = min(
-        (
-            minimize(
-                kaplan_np_objective,
-                x0,
-                args=(n, d, loss),
-                method="Nelder-Mead",
-                options={"xatol": 1e-12, "fatol": 1e-18, "maxiter": 40000},
-            )
-            for x0 in starts
-        ),
-        key=lambda res: res.fun,
+    # SciPy: Nelder-Mead, guarded, in a box in (log N_c, log D_c, alpha_N,
+    # alpha_D) well around the starts and Kaplan's constants (log N_c = 31.8,
+    # log D_c = 30.5, exponents ~0.1), from the same starts and jscale's answer.
+    theta = np.asarray(r.theta, np.float64)
+    ref = minimize_multistart(
+        kaplan_np_objective,
+        [*starts, theta],
+        [(0.0, 80.0), (0.0, 80.0), (1e-3, 2.0), (1e-3, 2.0)],
+        method="Nelder-Mead",
+        args=(n, d, loss),
+        options={"xatol": 1e-12, "fatol": 1e-18, "maxiter": 40000},
     )
-    mine = kaplan_np_objective(np.asarray(r.theta, np.float64), n, d, loss)
+    mine = kaplan_np_objective(theta, n, d, loss)
     # float64: at least as low as SciPy's best to roundoff; float32: the objective
     # (~1e-4 here) is resolved to ~1e-7 relative per term.
-    assert mine <= ref.fun * (1 + (1e-9 if X64 else 1e-4))
-    if X64:
-        np.testing.assert_allclose(np.asarray(r.theta), ref.x, rtol=1e-4)
+    tol = 1e-9 if X64 else 1e-4
+    assert mine <= ref.fun * (1 + tol)
+    if X64 and ref.fun <= mine * (1 + tol):  # the argmin, where SciPy reached it
+        np.testing.assert_allclose(theta, ref.x, rtol=1e-4)
 
 
 # ------------------------------------------------------------------ BNSL (synthetic)
@@ -577,9 +653,9 @@ def clark_np_mse(theta, n, e, loss):
     float64 NumPy: the mean squared error of log10 L they minimize.
     theta = (a, b, c, d, log E_start, log E_max)."""
     a, b, c, d, log_start, log_max = theta
-    e_start, e_max = math.exp(log_start), math.exp(log_max)
-    if not e_start < e_max:
+    if not log_start < log_max:
         return np.inf
+    e_start, e_max = math.exp(log_start), math.exp(log_max)
     k = 1.0 / (1.0 / e_start - 1.0 / e_max)
     e_hat = 1.0 / (1.0 / (e - 1.0 + k) + 1.0 / e_max)
     pred = a * np.log10(n) + b * np.log10(e_hat) + c * np.log10(n) * np.log10(e_hat) + d
@@ -610,14 +686,14 @@ def test_moe_clark_refit_is_the_least_squares_optimum():
     theta = np.asarray(r.theta, np.float64)
     mse = clark_np_mse(theta, n, e, loss)
     assert float(r.objective) == pytest.approx(0.5 * LN10**2 * 58 * mse, rel=1e-10)
-    # SciPy (Nelder-Mead on the NumPy objective) from 8 random starts, drawn as
-    # the notebook draws them (log2 E_start in [0, 3], log2 E_max in [5, 10]):
+    # SciPy (Nelder-Mead on the NumPy objective, guarded, in a box: a, b, c, d in
+    # [-5, 5], log E_start and log E_max in [-3, 12]) from 8 random starts, drawn
+    # as the notebook draws them (log2 E_start in [0, 3], log2 E_max in [5, 10]):
     # jscale's optimum is at least as low as the best, and is the same point
     # (E_start, E_max are weakly identified, so they are compared loosely).
     rng = np.random.default_rng(0)
-    best = None
-    for _ in range(8):
-        x0 = [
+    starts = [
+        [
             rng.uniform(-0.2, 0.0),
             rng.uniform(-0.3, 0.0),
             rng.uniform(0.0, 0.03),
@@ -625,18 +701,20 @@ def test_moe_clark_refit_is_the_least_squares_optimum():
             math.log(2.0) * rng.uniform(0.0, 3.0),
             math.log(2.0) * rng.uniform(5.0, 10.0),
         ]
-        res = minimize(
-            clark_np_mse,
-            x0,
-            args=(n, e, loss),
-            method="Nelder-Mead",
-            options={"xatol": 1e-10, "fatol": 1e-18, "maxiter": 20000},
-        )
-        if best is None or res.fun < best.fun:
-            best = res
+        for _ in range(8)
+    ]
+    best = minimize_multistart(
+        clark_np_mse,
+        starts,
+        [(-5.0, 5.0)] * 4 + [(-3.0, 12.0)] * 2,
+        method="Nelder-Mead",
+        args=(n, e, loss),
+        options={"xatol": 1e-10, "fatol": 1e-18, "maxiter": 20000},
+    )
     assert mse <= best.fun * (1 + 1e-9)
-    np.testing.assert_allclose(theta[:4], best.x[:4], atol=1e-4)
-    np.testing.assert_allclose(theta[4:], best.x[4:], atol=1e-2)
+    if best.fun <= mse * (1 + 1e-9):  # the argmin, where SciPy reached it
+        np.testing.assert_allclose(theta[:4], best.x[:4], atol=1e-4)
+        np.testing.assert_allclose(theta[4:], best.x[4:], atol=1e-2)
     # A fresh refit on these runs (this one, and a SciPy best-of-200 starts:
     # a -0.08302, b -0.11803, c 0.009924, d 1.11357, E_start 2.074, E_max 238.7)
     # has MSE 1.0417e-5 in log10 L; Clark's published constants give 1.36e-5.
@@ -717,6 +795,9 @@ MUENNIGHOFF_BASE = {
     "beta": 0.3526596,
 }
 R_D_STAR, R_N_STAR = 15.387756, 5.309743
+# The SciPy references' box in (log R_D*, log R_N*): these runs' minima lie in
+# [1, 100] (see below), so [0.1, 1e4] holds them with a margin.
+R_STAR_BOX = [(math.log(0.1), math.log(1e4))] * 2
 
 
 def muennighoff_np_huber(r_d_star, r_n_star, n, d, u, loss, delta=1e-3):
@@ -780,16 +861,20 @@ def test_data_constrained_reproduces_muennighoff_on_their_runs():
     assert int(r.starts.status[-1]) == fitting.CONVERGED
     assert float(local.r_d_star) == pytest.approx(R_D_STAR, rel=2e-3)
     assert float(local.r_n_star) == pytest.approx(R_N_STAR, rel=2e-3)
-    ref = minimize(
+    # SciPy: Nelder-Mead on the NumPy objective in log R*, guarded, in the box
+    # log R* in [log 0.1, log 1e4] (these runs' minima lie in [1, 100]), from the
+    # published values and from jscale's local minimum: both in this basin.
+    local_log = np.log([float(local.r_d_star), float(local.r_n_star)])
+    ref = minimize_multistart(
         lambda x: muennighoff_np_huber(*np.exp(x), n, d, u, loss),
-        np.log([R_D_STAR, R_N_STAR]),
+        [np.log([R_D_STAR, R_N_STAR]), local_log],
+        R_STAR_BOX,
         method="Nelder-Mead",
         options={"xatol": 1e-10, "fatol": 1e-16, "maxiter": 5000},
     )
-    np.testing.assert_allclose(
-        [float(local.r_d_star), float(local.r_n_star)], np.exp(ref.x), rtol=1e-6
-    )
     assert float(r.starts.objective[-1]) <= ref.fun * (1 + 1e-12)
+    if ref.fun <= float(r.starts.objective[-1]) * (1 + 1e-12):  # SciPy reached it
+        np.testing.assert_allclose(np.exp(local_log), np.exp(ref.x), rtol=1e-6)
     # 3. Their objective has lower minima elsewhere: from the grid the fit finds
     # R_D* = 95.37, R_N* = 1.706 (Huber sum 0.0158047 < 0.0158259), a local
     # minimum that SciPy confirms. 150 random Nelder-Mead starts on the NumPy
@@ -799,17 +884,16 @@ def test_data_constrained_reproduces_muennighoff_on_their_runs():
     # optimum reached from the authors' starts (R* on linspace(0, 20, 4)^2).
     assert int(r.status) == fitting.CONVERGED
     assert float(r.objective) < f_pub - 1.5e-5
-    ref2 = minimize(
+    best_log = np.log([float(r.params.r_d_star), float(r.params.r_n_star)])
+    ref2 = minimize_multistart(
         lambda x: muennighoff_np_huber(*np.exp(x), n, d, u, loss),
-        np.log([float(r.params.r_d_star), float(r.params.r_n_star)]) + 0.05,
+        [best_log + 0.05, best_log - 0.05],
+        R_STAR_BOX,
         method="Nelder-Mead",
         options={"xatol": 1e-10, "fatol": 1e-16, "maxiter": 5000},
     )
-    np.testing.assert_allclose(
-        [float(r.params.r_d_star), float(r.params.r_n_star)],
-        np.exp(ref2.x),
-        rtol=1e-5,
-    )
     assert float(r.objective) <= ref2.fun * (1 + 1e-12)
+    if ref2.fun <= float(r.objective) * (1 + 1e-12):  # SciPy reached it
+        np.testing.assert_allclose(np.exp(best_log), np.exp(ref2.x), rtol=1e-5)
     assert float(r.params.r_d_star) == pytest.approx(95.365, rel=1e-4)
     assert float(r.params.r_n_star) == pytest.approx(1.7059, rel=1e-4)

@@ -10,10 +10,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from _reference import minimize_bounded
 from conftest import X64, rtol
-from scipy.optimize import minimize_scalar
 
 from jscale import isoflop
+from jscale.isoflop.approach2 import _power_law
 from jscale.laws import chinchilla
 
 P = chinchilla.HOFFMANN2022.params
@@ -57,8 +58,9 @@ def test_minimum_matches_closed_form(params):
 
 
 def test_minimum_matches_scipy_on_random_laws():
-    # 50 random Chinchilla-form laws and budgets, each solved by SciPy's bounded
-    # Brent method in float64 on the same 1-D problem (loss against log N).
+    # 50 random Chinchilla-form laws and budgets, each solved in float64 on the
+    # same 1-D problem (loss against log N, D/N in [1e-3, 1e5]) by a guarded grid
+    # scan and SciPy's bounded Brent method (tests/_reference.py).
     rng = np.random.default_rng(1)
     for _ in range(50):
         q = chinchilla.ChinchillaParams(
@@ -74,11 +76,8 @@ def test_minimum_matches_scipy_on_random_laws():
             n = np.exp(x)
             return q.E + q.A / n**q.alpha + q.B / (c / (6 * n)) ** q.beta
 
-        ref = minimize_scalar(
-            f,
-            bounds=(0.5 * np.log(c / 6e5), 0.5 * np.log(c / 6e-3)),
-            method="bounded",
-            options={"xatol": 1e-10},
+        ref = minimize_bounded(
+            f, 0.5 * np.log(c / 6e5), 0.5 * np.log(c / 6e-3), xatol=1e-10
         )
         m = isoflop.isoflop_minimum(chinchilla.loss, q, c)
         np.testing.assert_allclose(
@@ -94,6 +93,42 @@ def test_minimum_flags_bound():
         chinchilla.loss, P, 1e22, min_tokens_per_param=1e3, max_tokens_per_param=1e4
     )
     assert bool(m.at_bound)
+
+
+def test_law_as_preset_name_or_preset_or_function():
+    c = jnp.logspace(19, 23, 3)
+    preset = chinchilla.HOFFMANN2022
+    want = isoflop.isoflop_minimum(chinchilla.loss, preset.params, c)
+    for law in (preset.name, preset):
+        got = isoflop.isoflop_minimum(law, None, c)
+        np.testing.assert_array_equal(got.n_params, want.n_params)
+        s = isoflop.isoflop_slice(law, None, c[:, None], want.n_params[None, :])
+        np.testing.assert_array_equal(
+            s.loss,
+            isoflop.isoflop_slice(
+                chinchilla.loss, preset.params, c[:, None], want.n_params[None, :]
+            ).loss,
+        )
+    with pytest.raises(ValueError, match="unknown law"):
+        isoflop.isoflop_minimum("no-such-law", None, c)
+    with pytest.raises(ValueError, match="num_grid must be a whole number >= 3"):
+        isoflop.isoflop_minimum(chinchilla.loss, preset.params, c, num_grid=2)
+
+
+def test_shared_bisection_halves_to_the_root():
+    # jscale._solver.bisect, the refinement of isoflop_minimum: after k halvings
+    # of [0, 2] the midpoint is within 2 / 2^(k+1) of sqrt(2).
+    from jscale._solver import bisect
+
+    for k in (1, 10, 30):
+        x = bisect(
+            lambda x, t: x * x - t,
+            jnp.asarray(2.0),
+            jnp.asarray(0.0),
+            jnp.asarray(2.0),
+            num_steps=k,
+        )
+        assert abs(float(x) - 2**0.5) <= max(2.0 / 2 ** (k + 1), 4e-7)
 
 
 def test_minimum_is_one_compile_for_any_values():
@@ -292,7 +327,7 @@ def test_approach2_bootstrap_matches_refits_on_its_resamples():
     runs = unequal_slices(5)
     key = jax.random.key(11)
     args = (runs.compute_flops, runs.n_params, runs.loss, runs.mask)
-    bs = isoflop.approach2_bootstrap(key, *args, num_resamples=64)
+    bs = isoflop.approach2_bootstrap(key, *args, num_draws=64)
     counts = np.asarray(bs.weights)
     assert counts.shape == (64, *runs.mask.shape)
     # resampled within budgets: each budget's counts sum to its number of runs,
@@ -315,9 +350,14 @@ def test_approach2_bootstrap_matches_refits_on_its_resamples():
     assert bs.stderr_a == pytest.approx(np.std(a, ddof=1), rel=1e-12)
     assert (bs.low_a, bs.high_a) == pytest.approx(tuple(np.percentile(a, [2.5, 97.5])))
     # resample i does not depend on how many are drawn (fold_in(key, i))
-    few = isoflop.approach2_bootstrap(key, *args, num_resamples=16)
+    few = isoflop.approach2_bootstrap(key, *args, num_draws=16)
     np.testing.assert_array_equal(np.asarray(few.weights), counts[:16])
-    with pytest.raises(ValueError, match="num_resamples"):
+    with pytest.raises(ValueError, match="num_draws must be a whole number >= 2"):
+        isoflop.approach2_bootstrap(key, *args, num_draws=1)
+    # the deprecated keyword num_resamples (jscale.cli still uses it) is num_draws
+    old = isoflop.approach2_bootstrap(key, *args, num_resamples=16)
+    np.testing.assert_array_equal(np.asarray(old.a), np.asarray(few.a))
+    with pytest.raises(ValueError, match="num_resamples must be a whole number"):
         isoflop.approach2_bootstrap(key, *args, num_resamples=1)
 
 
@@ -378,7 +418,7 @@ def test_porian_optima_and_exponent_reproduced(dataset, label):
     # optima (their analysis.py: unweighted least squares of log N* on log C).
     c_pub = np.array([float(r["flops"]) for r in published])
     n_pub = np.array([float(r["n_opt"]) for r in published])
-    slope, _ = isoflop._power_law(
+    slope, _ = _power_law(
         jnp.log(jnp.asarray(c_pub)), jnp.log(jnp.asarray(n_pub)), jnp.ones(12)
     )
     assert float(slope) == pytest.approx(a_published, abs=1e-6 if X64 else 2e-4)
@@ -403,7 +443,7 @@ def test_porian_optima_and_exponent_reproduced(dataset, label):
         runs.n_params,
         runs.loss,
         runs.mask,
-        num_resamples=400,
+        num_draws=400,
     )
     assert int(np.sum(bs.valid)) == 400
     assert bs.low_a <= a_published <= bs.high_a

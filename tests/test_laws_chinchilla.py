@@ -173,6 +173,25 @@ def test_param_gradients_finite_with_bad_elements_under_jit():
     assert all(np.isfinite(g) for g in grads)
 
 
+def test_besiroglu_covariance_in_any_order():
+    # Default: the fields of ChinchillaParams (E, A, B in log); Hoffmann's own order
+    # gives back the table as stored; a name that is not a coordinate is refused.
+    table = np.asarray(chinchilla.BESIROGLU2024_COVARIANCE)
+    coords = chinchilla.BESIROGLU2024_COORDS
+    assert chinchilla.PARAMS_COORDS == tuple(
+        ("log_" + f if f in ("E", "A", "B") else f)
+        for f in chinchilla.ChinchillaParams._fields
+    )
+    got = chinchilla.besiroglu2024_covariance()
+    assert got.dtype == np.float64
+    for i, a in enumerate(chinchilla.PARAMS_COORDS):
+        for j, b in enumerate(chinchilla.PARAMS_COORDS):
+            assert got[i, j] == table[coords.index(a), coords.index(b)]
+    np.testing.assert_array_equal(chinchilla.besiroglu2024_covariance(coords), table)
+    with pytest.raises(ValueError, match="ordering of log_A"):
+        chinchilla.besiroglu2024_covariance(("log_E", "log_A", "log_B", "alpha"))
+
+
 def test_besiroglu_covariance_is_the_bootstrap_of_their_resamples():
     """The shipped covariance is recomputed from Epoch's data when it is present."""
     import csv

@@ -24,6 +24,11 @@ from jscale import allocation, cli, montecarlo
 from jscale.laws import chinchilla
 from jscale.montecarlo import BLOCK
 
+# Tests of internals import them from their modules inside the package.
+from jscale.montecarlo.propagate import _Stages
+from jscale.montecarlo.random import _range_words, _threefry2x32
+from jscale.montecarlo.statistics import _wide_add, _wide_int
+
 X64 = bool(jax.config.jax_enable_x64)
 DTYPE = np.float64 if X64 else np.float32
 KEY = jax.random.key(20240415)
@@ -35,9 +40,9 @@ def plan_1e24(p):
     return {"n_params": r.n_params, "n_tokens": r.n_tokens, "loss": r.loss}
 
 
-def in_memory(fn, dist, key, n):
+def in_memory(key, fn, dist, n):
     """The reference: every draw at once, then NumPy."""
-    params = montecarlo.sample(dist, key, jnp.arange(n))
+    params = montecarlo.sample(key, dist, jnp.arange(n))
     out = jax.jit(jax.vmap(fn))(params)
     return {k: np.asarray(v, np.float64) for k, v in out.items()}
 
@@ -62,29 +67,29 @@ def test_threefry_matches_jax_primitive_bit_for_bit():
     words = rng.integers(0, 2**32, size=(4, 1000), dtype=np.uint64).astype(np.uint32)
     k = jnp.asarray(words[:2, 0])
     want = threefry_2x32(k, jnp.asarray(np.concatenate([words[2], words[3]])))
-    y0, y1 = montecarlo._threefry2x32(k[0], k[1], words[2], words[3])
+    y0, y1 = _threefry2x32(k[0], k[1], words[2], words[3])
     np.testing.assert_array_equal(np.concatenate([y0, y1]), np.asarray(want))
 
 
 def test_draw_i_depends_only_on_key_and_i():
     # The uniforms are exact functions of (key, i): any subset, any order.
     box = montecarlo.Uniform(0.0, 1.0)
-    u = np.asarray(montecarlo.sample(box, KEY, jnp.arange(3000)))
+    u = np.asarray(montecarlo.sample(KEY, box, jnp.arange(3000)))
     idx = np.array([2999, 7, 1500, 0, 64])
     np.testing.assert_array_equal(
-        np.asarray(montecarlo.sample(box, KEY, jnp.asarray(idx))), u[idx]
+        np.asarray(montecarlo.sample(KEY, box, jnp.asarray(idx))), u[idx]
     )
-    raw = montecarlo.sample(box, jax.random.key_data(KEY), jnp.arange(3000))
+    raw = montecarlo.sample(jax.random.key_data(KEY), box, jnp.arange(3000))
     np.testing.assert_array_equal(np.asarray(raw), u)  # a raw uint32[2] key
-    other = np.asarray(montecarlo.sample(box, jax.random.key(1), jnp.arange(3000)))
+    other = np.asarray(montecarlo.sample(jax.random.key(1), box, jnp.arange(3000)))
     assert np.mean(other == u) < 0.01
     # Transformed draws: bit-identical for blocks of the same vector layout (the
     # shapes propagate uses); elsewhere within an ulp or two (XLA's CPU code for
     # tiny arrays rounds exp/erfinv differently).
     dist = montecarlo.law_uncertainty("chinchilla-besiroglu2024")
-    whole = montecarlo.sample(dist, KEY, jnp.arange(3072))
-    part = montecarlo.sample(dist, KEY, jnp.arange(1024, 2048))
-    few = montecarlo.sample(dist, KEY, jnp.asarray(idx))
+    whole = montecarlo.sample(KEY, dist, jnp.arange(3072))
+    part = montecarlo.sample(KEY, dist, jnp.arange(1024, 2048))
+    few = montecarlo.sample(KEY, dist, jnp.asarray(idx))
     eps = np.finfo(DTYPE).eps
     for a, b, c in zip(whole, part, few, strict=True):
         np.testing.assert_array_equal(np.asarray(a)[1024:2048], np.asarray(b))
@@ -95,23 +100,23 @@ def test_draw_i_depends_only_on_key_and_i():
 def test_indices_beyond_two_to_the_32():
     d = montecarlo.Uniform(0.0, 1.0)
     big = jnp.array([2**32 + 5, 5, 2**33 + 5], dtype=jnp.int64)
-    u = np.asarray(montecarlo.sample(d, KEY, big))
+    u = np.asarray(montecarlo.sample(KEY, d, big))
     assert len(set(u.tolist())) == 3  # no wrap-around to index 5
     # Chunked words carry into the high word exactly as the index does.
-    hi, lo = montecarlo._range_words(2**32 - 2, 4)
+    hi, lo = _range_words(2**32 - 2, 4)
     np.testing.assert_array_equal(np.asarray(hi), [0, 0, 1, 1])
     np.testing.assert_array_equal(np.asarray(lo), [2**32 - 2, 2**32 - 1, 0, 1])
 
 
 def test_uniforms_and_normals_pass_ks_tests():
     n = 20_000
-    u = np.asarray(montecarlo.sample(montecarlo.Uniform(0.0, 1.0), KEY, jnp.arange(n)))
+    u = np.asarray(montecarlo.sample(KEY, montecarlo.Uniform(0.0, 1.0), jnp.arange(n)))
     assert u.dtype == DTYPE and u.min() > 0 and u.max() < 1
     # KS at n = 2e4: a wrong transform (e.g. a shifted or squeezed range) gives
     # p ~ 0; p > 1e-3 fails a correct sampler once in a thousand keys.
     assert scipy.stats.kstest(u, "uniform").pvalue > 1e-3
     z = montecarlo.MultivariateNormal.from_sd((0.0, 0.0), 1.0)
-    draws = montecarlo.sample(z, KEY, jnp.arange(n))
+    draws = montecarlo.sample(KEY, z, jnp.arange(n))
     for x in draws:
         assert scipy.stats.kstest(np.asarray(x, np.float64), "norm").pvalue > 1e-3
     # Coordinates are independent streams.
@@ -122,11 +127,11 @@ def test_uniforms_and_normals_pass_ks_tests():
 def test_keys_that_are_not_threefry_are_refused():
     d = montecarlo.Uniform(0.0, 1.0)
     with pytest.raises(ValueError, match="threefry"):
-        montecarlo.sample(d, jax.random.key(0, impl="rbg"), jnp.arange(3))
+        montecarlo.sample(jax.random.key(0, impl="rbg"), d, jnp.arange(3))
     with pytest.raises(ValueError, match="jax.random key"):
-        montecarlo.sample(d, 0, jnp.arange(3))
+        montecarlo.sample(0, d, jnp.arange(3))
     with pytest.raises(ValueError, match=">= 0"):
-        montecarlo.sample(d, KEY, jnp.array([-1, 2]))
+        montecarlo.sample(KEY, d, jnp.array([-1, 2]))
 
 
 # ------------------------------------------------------------------ distributions
@@ -135,7 +140,7 @@ def test_keys_that_are_not_threefry_are_refused():
 def test_besiroglu_distribution_reproduces_the_published_uncertainty():
     dist = montecarlo.law_uncertainty("chinchilla-besiroglu2024")
     n = 200_000
-    p = montecarlo.sample(dist, KEY, jnp.arange(n))
+    p = montecarlo.sample(KEY, dist, jnp.arange(n))
     y = np.stack(
         [
             np.log(np.asarray(p.E, np.float64)),
@@ -200,7 +205,7 @@ def test_uniform_loguniform_and_joint():
         "law.alpha",
         "law.beta",
     ]
-    d = montecarlo.sample(prior, KEY, jnp.arange(n))
+    d = montecarlo.sample(KEY, prior, jnp.arange(n))
     assert isinstance(d["law"], chinchilla.ChinchillaParams)
     c = np.log10(np.asarray(d["compute"], np.float64))
     assert scipy.stats.kstest((c - 20) / 6, "uniform").pvalue > 1e-3
@@ -219,7 +224,7 @@ def test_bootstrap_distribution_picks_fits_uniformly():
         beta=jnp.ones(5),
     )
     dist = montecarlo.Bootstrap(fits)
-    e = np.asarray(montecarlo.sample(dist, KEY, jnp.arange(10_000)).E)
+    e = np.asarray(montecarlo.sample(KEY, dist, jnp.arange(10_000)).E)
     counts = np.bincount(e.astype(int), minlength=5)
     assert counts.sum() == 10_000
     assert scipy.stats.chisquare(counts).pvalue > 1e-3
@@ -238,17 +243,17 @@ def test_bootstrap_distribution_picks_fits_uniformly():
 
 def test_distribution_errors_name_the_argument():
     with pytest.raises(ValueError, match="low <= high"):
-        montecarlo.sample(montecarlo.Uniform(2.0, 1.0), KEY, jnp.arange(2))
+        montecarlo.sample(KEY, montecarlo.Uniform(2.0, 1.0), jnp.arange(2))
     with pytest.raises(ValueError, match="low must be > 0"):
-        montecarlo.sample(montecarlo.LogUniform(0.0, 1.0), KEY, jnp.arange(2))
+        montecarlo.sample(KEY, montecarlo.LogUniform(0.0, 1.0), jnp.arange(2))
     with pytest.raises(ValueError, match="positive definite"):
         montecarlo.MultivariateNormal.from_covariance((0.0, 0.0), [[1, 2], [2, 1]])
     with pytest.raises(ValueError, match=r"shape \(2, 2\)"):
         montecarlo.MultivariateNormal.from_covariance((0.0, 0.0), np.eye(3))
     with pytest.raises(ValueError, match="center must be finite and > 0"):
         montecarlo.sample(
-            montecarlo.MultivariateNormal.from_sd((-1.0,), 0.1, log=True),
             KEY,
+            montecarlo.MultivariateNormal.from_sd((-1.0,), 0.1, log=True),
             jnp.arange(2),
         )
     with pytest.raises(ValueError, match="no published parameter uncertainty"):
@@ -371,7 +376,7 @@ def test_counts_never_wrap():
     # 32-bit words carry into the high word: 2^32 - 1 + 2 = 2^32 + 1.
     a = jnp.array([[0, 2**32 - 1]], jnp.uint32)
     b = jnp.array([[0, 2]], jnp.uint32)
-    assert int(montecarlo._wide_int(montecarlo._wide_add(a, b))[0]) == 2**32 + 1
+    assert int(_wide_int(_wide_add(a, b))[0]) == 2**32 + 1
 
 
 # --------------------------------------------------------------------- propagate
@@ -385,16 +390,16 @@ RUN = {"chunk_size": BLOCK, "thresholds": {"loss": [1.95, 1.97]}}
 def besiroglu_run():
     dist = montecarlo.law_uncertainty("chinchilla-besiroglu2024")
     n = 6000
-    return dist, n, montecarlo.propagate(plan_1e24, dist, KEY, n, **RUN)
+    return dist, n, montecarlo.propagate(KEY, plan_1e24, dist, n, **RUN)
 
 
 def test_propagate_matches_the_in_memory_computation(besiroglu_run):
     dist, n, r = besiroglu_run
     assert r.values is not None  # a small run keeps every value: exact quantiles
-    ref = in_memory(plan_1e24, dist, KEY, n)
+    ref = in_memory(KEY, plan_1e24, dist, n)
     # An independent check of the closed form at the drawn parameters (Hoffmann
     # 2022 Eq. 4 in NumPy float64).
-    p = montecarlo.sample(dist, KEY, jnp.arange(n))
+    p = montecarlo.sample(KEY, dist, jnp.arange(n))
     E, A, B, al, be = (np.asarray(x, np.float64) for x in p)
     g = (al * A / (be * B)) ** (1 / (al + be))
     n_opt = g * (1e24 / 6) ** (be / (al + be))
@@ -421,7 +426,7 @@ def test_results_are_bit_identical_for_any_chunk_size():
     n = 9 * BLOCK + 123
     runs = [
         montecarlo.propagate(
-            plan_1e24, dist, KEY, n, exact=False, **{**RUN, "chunk_size": c * BLOCK}
+            KEY, plan_1e24, dist, n, exact=False, **{**RUN, "chunk_size": c * BLOCK}
         )
         for c in (1, 3)
     ]
@@ -431,7 +436,7 @@ def test_results_are_bit_identical_for_any_chunk_size():
         a, b = (montecarlo.summary_dict(r.summaries[k], histogram=True) for r in runs)
         assert a == b
     # The histogram path: quantiles within their bounds of np.quantile.
-    ref = in_memory(plan_1e24, dist, KEY, n)
+    ref = in_memory(KEY, plan_1e24, dist, n)
     for name, s in runs[0].summaries.items():
         assert not s.exact and s.count == n
         for q, est in s.quantiles.items():
@@ -456,7 +461,7 @@ def test_propagate_through_engine_inference_and_loss_at_fixed_size():
             "loss_70b": chinchilla.loss(p, 70e9, 1.4e12),
         }
 
-    r = montecarlo.propagate(fn, dist, KEY, n, chunk_size=BLOCK)
+    r = montecarlo.propagate(KEY, fn, dist, n, chunk_size=BLOCK)
     # The engine reaches the closed form on every draw: float64 to 1e-9, float32
     # to the engine's stopping tolerance (a few 1e-6 in log N).
     ratio = r.summaries["engine_vs_closed"]
@@ -465,13 +470,13 @@ def test_propagate_through_engine_inference_and_loss_at_fixed_size():
     assert abs(ratio.min - 1) < tol and abs(ratio.max - 1) < tol
     # Serving tokens shrink the model (Sardana et al. 2024): every draw's N* at
     # 1e22 lifetime FLOPs with 1e11 inference tokens is below the training-only N*.
-    ref = in_memory(fn, dist, KEY, n)
+    ref = in_memory(KEY, fn, dist, n)
     np.testing.assert_allclose(
         r.summaries["served_n"].quantiles[0.5],
         np.median(ref["served_n"]),
         rtol=1e-9 if X64 else 1e-5,
     )
-    p = montecarlo.sample(dist, KEY, jnp.arange(n))
+    p = montecarlo.sample(KEY, dist, jnp.arange(n))
     E, A, B, al, be = (np.asarray(x, np.float64) for x in p)
     closed_n = (al * A / (be * B)) ** (1 / (al + be)) * (1e22 / 6) ** (be / (al + be))
     assert np.all(ref["served_n"] < closed_n)
@@ -491,8 +496,8 @@ def test_flagged_draws_are_counted_not_averaged():
         return jnp.where(u > 0.75, jnp.nan, u)
 
     n = 5000
-    r = montecarlo.propagate(fn, prior, KEY, n, chunk_size=BLOCK)
-    u = np.asarray(montecarlo.sample(prior, KEY, jnp.arange(n)), np.float64)
+    r = montecarlo.propagate(KEY, fn, prior, n, chunk_size=BLOCK)
+    u = np.asarray(montecarlo.sample(KEY, prior, jnp.arange(n)), np.float64)
     s = r.summaries["value"]
     assert s.nonfinite == int(np.sum(u > 0.75)) and s.count == int(np.sum(u <= 0.75))
     assert s.mean == pytest.approx(u[u <= 0.75].mean(), rel=1e-9 if X64 else 1e-5)
@@ -507,7 +512,7 @@ def test_fn_is_traced_once_per_run():
         return allocation.chinchilla_optimal(p, 1e23).loss
 
     dist = montecarlo.law_uncertainty("chinchilla-besiroglu2024")
-    montecarlo.propagate(fn, dist, KEY, 5 * BLOCK, chunk_size=BLOCK, exact=False)
+    montecarlo.propagate(KEY, fn, dist, 5 * BLOCK, chunk_size=BLOCK, exact=False)
     assert len(traces) == 1
 
 
@@ -516,9 +521,9 @@ def test_checkpoint_resume_is_bit_identical(tmp_path, monkeypatch):
     n, chunk = 6 * BLOCK, BLOCK
     # A one-chunk pilot, so that the run itself holds chunks 1-5.
     kwargs = dict(RUN, exact=False, pilot=BLOCK, config={"fn": "plan_1e24"})
-    full = montecarlo.propagate(plan_1e24, dist, KEY, n, **kwargs)
+    full = montecarlo.propagate(KEY, plan_1e24, dist, n, **kwargs)
 
-    original = montecarlo._Stages.__call__
+    original = _Stages.__call__
     computed = []
 
     def interrupted(self, k0, k1, start):
@@ -530,23 +535,23 @@ def test_checkpoint_resume_is_bit_identical(tmp_path, monkeypatch):
         computed.append(start // chunk)
         return original(self, k0, k1, start)
 
-    monkeypatch.setattr(montecarlo._Stages, "__call__", interrupted)
+    monkeypatch.setattr(_Stages, "__call__", interrupted)
     with pytest.raises(KeyboardInterrupt):
         montecarlo.propagate(
-            plan_1e24, dist, KEY, n, checkpoint=str(tmp_path), **kwargs
+            KEY, plan_1e24, dist, n, checkpoint=str(tmp_path), **kwargs
         )
-    monkeypatch.setattr(montecarlo._Stages, "__call__", counted)
+    monkeypatch.setattr(_Stages, "__call__", counted)
     resumed = montecarlo.propagate(
-        plan_1e24, dist, KEY, n, checkpoint=str(tmp_path), resume=True, **kwargs
+        KEY, plan_1e24, dist, n, checkpoint=str(tmp_path), resume=True, **kwargs
     )
     assert computed == [0, 3, 4, 5]  # the pilot chunk, then the chunks left
     assert states_equal(full.state, resumed.state)
     # Another configuration is refused, naming what changed.
     with pytest.raises(ValueError, match="num_draws"):
         montecarlo.propagate(
+            KEY,
             plan_1e24,
             dist,
-            KEY,
             n + BLOCK,
             checkpoint=str(tmp_path),
             resume=True,
@@ -557,23 +562,39 @@ def test_checkpoint_resume_is_bit_identical(tmp_path, monkeypatch):
 def test_propagate_errors_name_the_argument():
     d = montecarlo.Uniform(0.0, 1.0)
     with pytest.raises(ValueError, match="chunk_size must be a multiple of 1024"):
-        montecarlo.propagate(lambda u: u, d, KEY, 10, chunk_size=1000)
+        montecarlo.propagate(KEY, lambda u: u, d, 10, chunk_size=1000)
     with pytest.raises(ValueError, match="num_draws"):
-        montecarlo.propagate(lambda u: u, d, KEY, 0)
+        montecarlo.propagate(KEY, lambda u: u, d, 0)
     with pytest.raises(ValueError, match="quantiles"):
-        montecarlo.propagate(lambda u: u, d, KEY, 10, quantiles=(1.5,))
+        montecarlo.propagate(KEY, lambda u: u, d, 10, quantiles=(1.5,))
     with pytest.raises(ValueError, match="thresholds names unknown outputs"):
-        montecarlo.propagate(lambda u: u, d, KEY, 10, thresholds={"loss": [1.0]})
+        montecarlo.propagate(KEY, lambda u: u, d, 10, thresholds={"loss": [1.0]})
     with pytest.raises(ValueError, match="dist must be"):
-        montecarlo.propagate(lambda u: u, (0.0, 1.0), KEY, 10)
+        montecarlo.propagate(KEY, lambda u: u, (0.0, 1.0), 10)
+
+
+def test_key_comes_first_and_the_old_order_gives_the_same_bits():
+    # propagate and sobol take the key first; the old order (fn, dist, key),
+    # which the CLI still passes, is read as the same call.
+    d = montecarlo.Uniform(0.0, 1.0)
+    new = montecarlo.propagate(KEY, lambda u: u, d, BLOCK)
+    old = montecarlo.propagate(lambda u: u, d, KEY, BLOCK)
+    assert states_equal(new.state, old.state)
+    box = montecarlo.Uniform((0.0,) * 2, (1.0,) * 2)
+    a = montecarlo.sobol(KEY, lambda x: x[0] * x[1], box, 64)
+    b = montecarlo.sobol(lambda x: x[0] * x[1], box, KEY, 64)
+    np.testing.assert_array_equal(a.first_order, b.first_order)
+    assert a.num_draws == a.num_samples == 64  # num_samples: the old name
+    with pytest.raises(ValueError, match="num_draws must be a whole number >= 2"):
+        montecarlo.sobol(KEY, lambda x: x[0], box, 2.5)
 
 
 def test_explicit_ranges_and_linear_axis():
     d = montecarlo.Uniform(-1.0, 1.0)
     r = montecarlo.propagate(
+        KEY,
         lambda u: u,
         d,
-        KEY,
         4 * BLOCK,
         exact=False,
         ranges={"value": (-1.0, 1.0)},
@@ -606,7 +627,7 @@ def test_sobol_on_ishigami():
     np.testing.assert_allclose(s1, [0.3139, 0.4424, 0.0], atol=1e-4)  # the brief
     np.testing.assert_allclose(st, [0.5576, 0.4424, 0.2437], atol=1e-4)
     box = montecarlo.Uniform((-math.pi,) * 3, (math.pi,) * 3)
-    r = montecarlo.sobol(ishigami, box, KEY, 1 << 14, num_bootstrap=100)
+    r = montecarlo.sobol(KEY, ishigami, box, 1 << 14, num_bootstrap=100)
     assert r.names == ("0", "1", "2") and r.outputs == ("value",)
     assert r.num_evaluations == (1 << 14) * 5
     # Standard errors at N = 2^14 (bootstrap; about 0.005-0.013 here): 0.05 is
@@ -621,13 +642,13 @@ def test_sobol_additive_model_and_correlated_inputs_refused():
     # Y = X1 + 2 X2 + 3 X3, X ~ U(0, 1): S_i = S_Ti = c_i^2 / sum c^2 (no interactions).
     c = np.array([1.0, 2.0, 3.0])
     box = montecarlo.Uniform((0.0,) * 3, (1.0,) * 3)
-    r = montecarlo.sobol(lambda x: x[0] + 2 * x[1] + 3 * x[2], box, KEY, 1 << 13)
+    r = montecarlo.sobol(KEY, lambda x: x[0] + 2 * x[1] + 3 * x[2], box, 1 << 13)
     want = c**2 / np.sum(c**2)
     np.testing.assert_allclose(r.first_order[0], want, atol=0.04)
     np.testing.assert_allclose(r.total[0], want, atol=0.04)
     correlated = montecarlo.law_uncertainty("chinchilla-besiroglu2024")
     with pytest.raises(ValueError, match="independent"):
-        montecarlo.sobol(plan_1e24, correlated, KEY, 100)
+        montecarlo.sobol(KEY, plan_1e24, correlated, 100)
 
 
 # --------------------------------------------------------------------------- CLI

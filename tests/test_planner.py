@@ -26,7 +26,7 @@ def _hoffmann_eq4(p, c):
 
 
 def test_rows_match_the_closed_form_and_the_budget():
-    out = planner.plan(count=256, hardware="h100-sxm", days=10, mfu=0.5, draws=64)
+    out = planner.plan(count=256, hardware="h100-sxm", days=10, mfu=0.5, num_draws=64)
     flops = 256 * 240 * 3600 * H100_BF16 * 0.5
     assert out["budget"]["compute_flops"] == pytest.approx(flops, rel=TOL)
     assert out["budget"]["gpu_hours"] == pytest.approx(256 * 240, rel=TOL)
@@ -44,7 +44,7 @@ def test_rows_match_the_closed_form_and_the_budget():
 
 
 def test_no_budget_plans_the_embedded_example():
-    out = planner.plan(draws=16)
+    out = planner.plan(num_draws=16)
     assert "embedded example" in out["example"]
     e = planner.EXAMPLE
     flops = e["count"] * e["days"] * 24 * 3600 * H100_BF16 * e["mfu"]
@@ -56,12 +56,12 @@ def test_no_budget_plans_the_embedded_example():
 
 
 def test_dollar_and_energy_budgets_convert_through_the_hardware():
-    out = planner.plan(usd=1e6, price_per_device_hour=2.0, mfu=0.4, draws=16)
+    out = planner.plan(usd=1e6, price_per_device_hour=2.0, mfu=0.4, num_draws=16)
     # $1e6 at $2/h buys 5e5 GPU-hours.
     assert out["budget"]["compute_flops"] == pytest.approx(
         5e5 * 3600 * H100_BF16 * 0.4, rel=TOL
     )
-    out = planner.plan(energy_kwh=7e5, mfu=0.4, pue=1.2, draws=16)
+    out = planner.plan(energy_kwh=7e5, mfu=0.4, pue=1.2, num_draws=16)
     # H100 SXM board power 700 W: 7e5 kWh / (0.7 kW x 1.2) GPU-hours.
     hours = 7e5 / (0.7 * 1.2)
     assert out["budget"]["gpu_hours"] == pytest.approx(hours, rel=10 * TOL)
@@ -69,7 +69,7 @@ def test_dollar_and_energy_budgets_convert_through_the_hardware():
 
 def test_interval_matches_a_numpy_multivariate_normal():
     """The loss interval of the Besiroglu plan against NumPy draws (float64)."""
-    out = planner.plan(compute_flops=1e24, draws=20000, seed=1)
+    out = planner.plan(compute_flops=1e24, num_draws=20000, seed=1)
     row = out["plans"][1]
     est = chinchilla.BESIROGLU2024.params
     mean = [math.log(est.A), math.log(est.B), math.log(est.E), est.alpha, est.beta]
@@ -107,7 +107,7 @@ def test_draws_have_the_published_covariance():
 
 def test_optional_rows():
     out = planner.plan(
-        compute_flops=1e22, unique_tokens=1e10, inference_tokens=1e12, draws=64
+        compute_flops=1e22, unique_tokens=1e10, inference_tokens=1e12, num_draws=64
     )
     laws_ = [r["law"] for r in out["plans"]]
     assert laws_[2] == "muennighoff2023"
@@ -130,6 +130,10 @@ def test_optional_rows():
         ({"count": 8}, "hours or days"),
         ({"compute_flops": -1.0}, "compute_flops"),
         ({"compute_flops": 1e24, "interval": 1.5}, "interval"),
+        ({"compute_flops": 1e24, "num_draws": 1}, "num_draws"),
+        ({"compute_flops": 1e24, "num_draws": 2.5}, "num_draws"),
+        ({"mfu": 0.0}, "mfu"),
+        ({"count": 8, "hours": 10, "days": 1}, "hours or days"),
     ],
 )
 def test_bad_budgets_are_named(kwargs, match):
@@ -180,3 +184,22 @@ def test_cli_plan_errors(capsys):
     assert "--price" in capsys.readouterr().err
     assert cli.main(["plan", "--compute", "1e24", "--days", "3", "--count", "2"]) == 2
     assert "one budget" in capsys.readouterr().err
+
+
+def test_draws_can_be_passed_in():
+    # The same draws give the same intervals: `jscale plan --plot` draws once.
+    draws = planner.besiroglu_draws(jax.random.key(5), 64)
+    a = planner.plan(compute_flops=1e23, draws=draws)
+    b = planner.plan(compute_flops=1e23, num_draws=64, seed=5)
+    assert a == b
+    with pytest.raises(ValueError, match="at least 2 draws"):
+        planner.plan(compute_flops=1e23, draws=planner.besiroglu_draws(KEY, 1))
+
+
+def test_draws_follow_the_published_coordinates():
+    """besiroglu_draws reads the covariance through its one public accessor."""
+    cov = chinchilla.besiroglu2024_covariance(chinchilla.BESIROGLU2024_COORDS)
+    np.testing.assert_array_equal(cov, np.asarray(chinchilla.BESIROGLU2024_COVARIANCE))
+
+
+KEY = jax.random.key(0)

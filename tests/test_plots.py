@@ -136,7 +136,7 @@ def test_save_rejects_unknown_format(tmp_path):
 
 
 def test_moe_frontier_draws_the_library_optimum():
-    fig = plots.moe_frontier(budgets=[1e22], memory_gb=[20.0, 80.0, 640.0])
+    fig = plots.moe_frontier(budgets=[1e22], memory_bytes=[20e9, 80e9, 640e9])
     a1, a2 = fig.axes
     (m, loss), *_ = _lines(a1)
     (_, experts), *_ = _lines(a2)

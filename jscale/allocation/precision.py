@@ -20,7 +20,7 @@ maximizes ``r(P) / P``, effective parameters per bit, whatever the budget, the
 data term or the quantization penalty. That is Kumar 2024 Eq. 7 / App. E.2.3
 Eq. 28 (the compute-independent optimum), which with distinct weight, activation
 and KV sensitivities reads ``P sum_x (1/gamma_x) / (exp(P/gamma_x) - 1) = 1``
-over the parts trained in P bits; its root is unique. A custom ``loss_fn`` gets
+over the parts trained in P bits; its root is unique. A custom ``law`` gets
 no such shortcut: its precision is a 1-D search on the profile ``min_N L``
 (nested solve). With N fixed (Sec. 4.3.3) the precision is a 1-D search too.
 
@@ -34,7 +34,7 @@ Note on the constants: App. K lists, next to the preset's values, offsets
 fit adds inside the exponentials, which :mod:`jscale.laws.precision` omits.
 Without them the preset's compute-optimal precision is 3.47 bits; with
 ``N_eff = N prod_x (1 - exp(n_x - P/gamma_x))`` Eq. 28 gives 7.0 bits, the
-paper's "7-8 bits" (Sec. 4.3.2). Pass such a law as ``loss_fn``.
+paper's "7-8 bits" (Sec. 4.3.2). Pass such a law as ``law``.
 """
 
 from __future__ import annotations
@@ -50,22 +50,22 @@ import numpy as np
 from jax.typing import ArrayLike
 
 from .. import _checks, _solver
+from .._numerics import asfloat
 from ..laws import precision as _law
-from ._core import (
-    _KINK_DELTA,
+from ._common import (
     AT_BOUND,
     CONVERGED,
     INFEASIBLE,
+    KINK_DELTA,
     NONFINITE,
-    AllocationResult,
-    _batch_shape,
-    _flat,
-    _pick,
-    _projected_slope,
-    _raise_if_infeasible,
-    _scalar_min_one,
-    _status,
+    POSITIVE,
+    assemble,
+    pick,
+    prepare,
+    raise_if_infeasible,
+    solver_status,
 )
+from .results import AllocationResult
 
 #: ``log(6/16)``: Kumar's cost ``C = (6/16) N D P`` (6ND at 16 bits).
 _LOG_K = math.log(6.0 / 16.0)
@@ -93,12 +93,12 @@ def _law_log_loss(p, x, y, w, a, kv, post):
 
 
 class _GenericLoss(NamedTuple):
-    """A user law ``loss_fn(params, N, D, P_w, P_a, P_kv, P_post)`` in log N, log D."""
+    """A user law ``law(params, N, D, P_w, P_a, P_kv, P_post)`` in log N, log D."""
 
-    loss_fn: Callable
+    law: Callable
 
     def __call__(self, p, x, y, w, a, kv, post):
-        return self.loss_fn(p, jnp.exp(x), jnp.exp(y), w, a, kv, post)
+        return self.law(p, jnp.exp(x), jnp.exp(y), w, a, kv, post)
 
 
 def _bits_of(name_or_bits) -> float:
@@ -143,7 +143,7 @@ def _kernel(
     """One configuration per lane; ``mode`` in {"fixed", "menu", "free", "fixed_n",
     "menu_n"}. Returns ``(x, y, P, loss, status, iterations, grad_norm)``."""
     dtype = log_c.dtype
-    delta = _KINK_DELTA[np.dtype(dtype)]
+    delta = KINK_DELTA[np.dtype(dtype)]
 
     def one(p, lc, bits, fixed, post, ln, lo, hi):
         th = (p, lc, fixed, post)
@@ -187,24 +187,21 @@ def _kernel(
             def f(x, pt):
                 return loss_at(x, *pt)
 
-            x, r = _scalar_min_one(f, lo_x, hi_x, (P, th), pts, grid, max_steps)
-            return x, r, ok
-
-        def slope_x(x, P, th):
-            return jax.grad(loss_at, argnums=0)(x, P, th)
+            m = _solver.minimize_scalar(
+                f, (P, th), lo_x, hi_x, pts, num_grid=grid, max_steps=max_steps
+            )
+            return m, ok
 
         def slope_p(x, P, th):
             return jax.grad(loss_at, argnums=1)(x, P, th)
 
         def fixed_bits(P, th):
-            x, r, ok = solve_x(P, th)
-            loss = loss_at(x, P, th)
-            g = _projected_slope(slope_x(x, P, th), r.at_lower, r.at_upper)
-            status = _status(r.converged, x, loss)
-            edge = r.at_lower | r.at_upper
+            m, ok = solve_x(P, th)
+            status = solver_status(m.converged, m.x, m.value)
+            edge = m.at_lower | m.at_upper
             status = jnp.where((status == CONVERGED) & edge, AT_BOUND, status)
             status = jnp.where(ok, status, INFEASIBLE)
-            return x, P, loss, status, r.iterations, g
+            return m.x, P, m.value, status, m.iterations, m.grad_norm
 
         def best_of_menu(out):
             x, P, loss, status, iters, g = out
@@ -228,21 +225,21 @@ def _kernel(
                 # is log N_eff + log D = log(C/k) + log r(P) - log P: P* maximizes
                 # r(P)/P whatever the budget, data term or PTQ penalty, at the root
                 # of Kumar 2024 Eq. 28 over the parts trained in P bits.
-                P, r = _best_bits(p, lo, p_hi, tie, max_steps)
-                x, rx, ok_x = solve_x(P, th)
+                r = _best_bits(p, lo, p_hi, tie, max_steps)
             else:
-                P, r = _nested_bits(solve_x, loss_at, th, lo, p_hi, num_grid, max_steps)
-                x, rx, ok_x = solve_x(P, th)
-            loss = loss_at(x, P, th)
+                r = _nested_bits(solve_x, loss_at, th, lo, p_hi, num_grid, max_steps)
+            P = r.x
+            mx, ok_x = solve_x(P, th)
+            x, loss = mx.x, mx.value
             g = jnp.maximum(
-                _projected_slope(slope_x(x, P, th), rx.at_lower, rx.at_upper),
-                _projected_slope(slope_p(x, P, th), r.at_lower, r.at_upper),
+                mx.grad_norm,
+                _solver.projected_slope(slope_p(x, P, th), r.at_lower, r.at_upper),
             )
-            status = _status(r.converged & rx.converged, x, P, loss)
-            edge = r.at_lower | r.at_upper | rx.at_lower | rx.at_upper
+            status = solver_status(r.converged & mx.converged, x, P, loss)
+            edge = r.at_lower | r.at_upper | mx.at_lower | mx.at_upper
             status = jnp.where((status == CONVERGED) & edge, AT_BOUND, status)
             status = jnp.where(ok & ok_x, status, INFEASIBLE)
-            iters = r.iterations + rx.iterations
+            iters = r.iterations + mx.iterations
         elif mode == "fixed_n":
             p_hi = jnp.minimum(hi, jnp.exp(lc - _LOG_K - ln))
             ok = lo <= p_hi
@@ -251,23 +248,21 @@ def _kernel(
             def g_of_p(P, thn):
                 return loss_at(thn[1], P, thn[0])
 
-            P, r = _scalar_min_one(
-                g_of_p, lo, p_hi, (th, ln), lo[None][:0], num_grid, max_steps
+            m = _solver.minimize_scalar(
+                g_of_p, (th, ln), lo, p_hi, num_grid=num_grid, max_steps=max_steps
             )
-            x = ln
-            loss = loss_at(x, P, th)
-            g = _projected_slope(slope_p(x, P, th), r.at_lower, r.at_upper)
-            status = _status(r.converged, P, loss)
-            edge = r.at_lower | r.at_upper
+            x, P, loss, g = ln, m.x, m.value, m.grad_norm
+            status = solver_status(m.converged, P, loss)
+            edge = m.at_lower | m.at_upper
             status = jnp.where((status == CONVERGED) & edge, AT_BOUND, status)
             status = jnp.where(ok, status, INFEASIBLE)
-            iters = r.iterations
+            iters = m.iterations
         else:  # "menu_n": N fixed, the best menu precision (nothing to solve)
 
             def at(b):
                 ok = x_max(b, th) >= ln
                 loss = loss_at(ln, b, th)
-                status = _status(jnp.ones((), bool), loss)
+                status = solver_status(jnp.ones((), bool), loss)
                 status = jnp.where(ok, status, INFEASIBLE)
                 return ln, b, loss, status, jnp.zeros((), jnp.int32), jnp.zeros_like(lc)
 
@@ -292,81 +287,65 @@ def _best_bits(p, lo, hi, tie, max_steps):
     def resid(P, gs):  # increasing in P
         return 1.0 - sum((P / g / jnp.expm1(P / g) for g in gs), jnp.zeros_like(P))
 
-    sg = jax.lax.stop_gradient
     pts = jnp.linspace(lo, hi, 10)[1:-1]
-    r = _solver.root_scalar(
-        resid, sg(gammas), sg(lo), sg(hi), sg(pts), max_steps=max_steps
-    )
-    P = _solver.implicit(resid, r.x, gammas)
-    return jnp.where(r.at_lower, lo, jnp.where(r.at_upper, hi, P)), r
+    return _solver.implicit_root(resid, gammas, lo, hi, pts, max_steps=max_steps)
 
 
 def _nested_bits(solve_x, loss_at, th, lo, hi, num_grid, max_steps):
     """argmin over P in [lo, hi] of ``min_N L`` for a law of unknown structure.
 
     The profile's slope is the partial ``dL/dP`` at ``N*(P)`` (envelope theorem),
-    so its Newton iteration needs only first derivatives of the inner solution.
+    so its Newton iteration needs only first derivatives of the inner solution;
+    one inner solve gives both the profile and its slope.
     """
-    sg = jax.lax.stop_gradient
 
-    def reduced_slope(P, th):
-        x = solve_x(P, th)[0]
-        return jax.grad(loss_at, argnums=1)(x, P, th)
+    def profile(P, th):
+        return value_and_slope(P, th)[0]
 
-    pts = jnp.linspace(lo, hi, num_grid + 2)[1:-1]
-    mid = 0.5 * (lo + hi)
-    flat = _solver.eps(lo.dtype) ** 1.5 * jnp.abs(
-        sg(loss_at(solve_x(mid, th)[0], mid, th))
+    def value_and_slope(P, th):
+        x = solve_x(P, th)[0].x
+        return loss_at(x, P, th), jax.grad(loss_at, argnums=1)(x, P, th)
+
+    return _solver.minimize_scalar(
+        profile,
+        th,
+        lo,
+        hi,
+        num_grid=num_grid,
+        max_steps=max_steps,
+        value_and_slope=value_and_slope,
     )
-    r = _solver.root_scalar(
-        reduced_slope, sg(th), sg(lo), sg(hi), sg(pts), max_steps=max_steps, flat=flat
-    )
-    P = _solver.implicit(reduced_slope, r.x, th)
-    return jnp.where(r.at_lower, lo, jnp.where(r.at_upper, hi, P)), r
 
 
 #: Lanes per compiled call: every batch is padded to a multiple of this and solved
 #: chunk by chunk, so one compilation of the solver serves every batch size (only
-#: the cheap :func:`_prepare` and :func:`_assemble` are compiled per shape).
+#: the cheap :func:`_chunks` and :func:`_finish` are compiled per shape).
 _CHUNK = 128
+#: The inputs' rules; ``safe`` values keep masked lanes finite.
+_BITS = POSITIVE._replace(safe=16.0)
+_RULES = {
+    "compute_flops": POSITIVE._replace(safe=1e20),
+    "bits": _BITS,
+    "n_params": POSITIVE,
+    "weight_bits": _BITS,
+    "activation_bits": _BITS,
+    "kv_cache_bits": _BITS,
+    "post_train_bits": POSITIVE._replace(finite=False, safe=math.inf),
+    "min_bits": POSITIVE,
+    "max_bits": POSITIVE._replace(safe=32.0),
+}
 
 
-@partial(jax.jit, static_argnames=("shape", "menu_bits"))
-def _prepare(inputs, shape, menu_bits):
-    """Broadcast, flatten, sanitize and cut into padded chunks of ``_CHUNK`` lanes.
+@partial(jax.jit, static_argnames=("menu_bits",))
+def _chunks(params, arrays, menu_bits):
+    """The kernel's arguments, padded and cut into chunks of ``_CHUNK`` lanes.
 
-    Returns the chunks (a list of kernel argument tuples) and the validity mask;
-    invalid lanes get harmless values and are flagged INFEASIBLE afterwards.
+    Invalid lanes hold their rules' safe values and are flagged afterwards.
     """
-    flat = _flat(inputs, shape)
-    # One strong dtype for every lane, so that Python floats and arrays share
-    # the compiled kernel (and the result dtype follows the inputs).
-    dtype = jnp.result_type(*jax.tree_util.tree_leaves(flat))
-    flat = jax.tree_util.tree_map(lambda v: v.astype(dtype), flat)
-    p, c, b, parts, post, n, lo, hi = flat
-    valid = _checks.positive(c) & _checks.positive(b) & _checks.positive(n)
-    for v in parts:
-        valid = valid & _checks.positive(v)
-    valid = valid & _checks.in_range(post, lower=0.0, finite=False)
-    valid = valid & _checks.positive(lo) & _checks.positive(hi) & (hi > lo)
-
-    def safe(v, fill):
-        return jnp.where(valid, v, fill)
-
-    log_c = jnp.log(safe(c, 1e20))
-    b = safe(b, 16.0)
+    c, b, n, *parts, post, lo, hi = arrays
     if menu_bits is not None:
-        b = jnp.broadcast_to(jnp.asarray(menu_bits, dtype), (c.size, len(menu_bits)))
-    args = (
-        p,
-        log_c,
-        b,
-        tuple(safe(v, 16.0) for v in parts),
-        safe(post, jnp.inf),
-        jnp.log(safe(n, 1.0)),
-        safe(lo, 1.0),
-        safe(hi, 32.0),
-    )
+        b = jnp.broadcast_to(jnp.asarray(menu_bits, c.dtype), (c.size, len(menu_bits)))
+    args = (params, jnp.log(c), b, tuple(parts), post, jnp.log(n), lo, hi)
     size = c.size
     pad = (-size) % _CHUNK if size else _CHUNK
 
@@ -375,31 +354,34 @@ def _prepare(inputs, shape, menu_bits):
         return jnp.concatenate([v, jnp.broadcast_to(fill, (pad, *v.shape[1:]))])
 
     args = jax.tree_util.tree_map(padded, args)
-    chunks = [
+    return [
         jax.tree_util.tree_map(lambda v, i=i: v[i : i + _CHUNK], args)
         for i in range(0, size + pad, _CHUNK)
     ]
-    return chunks, valid, c
 
 
 @partial(jax.jit, static_argnames=("shape",))
-def _assemble(chunks, valid, c, shape):
+def _finish(chunks, valid, c, shape):
     """Concatenate the chunks' solutions into an :class:`AllocationResult`."""
     size = c.size
     x, y, P, loss, status, iters, gnorm = jax.tree_util.tree_map(
         lambda *vs: jnp.concatenate(vs)[:size], *chunks
     )
-    status = jnp.where(valid, status, INFEASIBLE).astype(jnp.int32)
-    bad = (status == INFEASIBLE) | (status == NONFINITE)
     cost = jnp.exp(_LOG_K + x + y + jnp.log(P))
     violation = jnp.abs(cost - c) / c
-    n_out, d_out, loss, cost, P, violation = _checks.flag(
-        ~bad, jnp.exp(x), jnp.exp(y), loss, cost, P, violation
+    return assemble(
+        status,
+        jnp.exp(x),
+        jnp.exp(y),
+        loss,
+        cost,
+        iters,
+        gnorm,
+        violation,
+        valid=valid,
+        shape=shape,
+        bits=P,
     )
-    out = AllocationResult(
-        n_out, d_out, loss, cost, status, iters, gnorm, violation, bits=P
-    )
-    return jax.tree_util.tree_map(lambda v: v.reshape(shape), out)
 
 
 def precision_optimal(
@@ -415,7 +397,7 @@ def precision_optimal(
     post_train_bits: ArrayLike = math.inf,
     min_bits: ArrayLike = 1.0,
     max_bits: ArrayLike = 32.0,
-    loss_fn: Callable | None = None,
+    law: Callable | None = None,
     num_grid: int = 12,
     max_steps: int = 48,
 ) -> AllocationResult:
@@ -452,7 +434,7 @@ def precision_optimal(
 
     Args:
       params: the law's constants (:class:`jscale.laws.precision.PrecisionParams`,
-        or whatever ``loss_fn`` takes).
+        or whatever ``law`` takes).
       compute_flops: budgets C in 16-bit-equivalent FLOPs (> 0), any shape.
       bits: a fixed training precision (> 0), broadcastable; excludes ``menu``.
       menu: a static sequence of precisions to choose from; excludes ``bits``.
@@ -463,12 +445,12 @@ def precision_optimal(
         the default ``inf`` means none).
       min_bits, max_bits: the searched precision range for a free ``P``
         (``0 < min_bits < max_bits``); must lie where the law is defined.
-      loss_fn: ``loss_fn(params, n_params, n_tokens, weight_bits,
+      law: ``law(params, n_params, n_tokens, weight_bits,
         activation_bits, kv_cache_bits, post_train_bits)``; default
         :func:`jscale.laws.precision.loss` (with closed-form seeds). Another law
         of the same inputs is scanned instead; it must be hashable (static).
       num_grid: scan points over the precision range (and over ``log N`` for a
-        custom ``loss_fn``).
+        custom ``law``).
       max_steps: the Newton step cap of each 1-D solve.
 
     Returns:
@@ -501,24 +483,52 @@ def precision_optimal(
         raise ValueError(
             "bits and n_params together leave nothing to choose: D = C / (6/16 N P)"
         )
-    c = _checks.check_positive("compute_flops", compute_flops)
-    named = {"compute_flops": c}
-    if bits is not None:
-        named["bits"] = _checks.check_positive("bits", bits)
-    if n_params is not None:
-        named["n_params"] = _checks.check_positive("n_params", n_params)
     given = dict(
         zip(_PARTS, (weight_bits, activation_bits, kv_cache_bits), strict=True)
     )
-    for name, value in given.items():
-        if value is not None:
-            named[name] = _checks.check_positive(name, value)
-    named["post_train_bits"] = _checks.check_range(
-        "post_train_bits", post_train_bits, lower=0.0, finite=False
-    )
-    named["min_bits"] = _checks.check_positive("min_bits", min_bits)
-    named["max_bits"] = _checks.check_positive("max_bits", max_bits)
-    lo_c, hi_c = named["min_bits"], named["max_bits"]
+    menu_bits = None
+    if menu is not None:
+        if isinstance(menu, str) or len(menu) == 0:
+            raise ValueError(
+                "menu must be a non-empty sequence of precisions, e.g. "
+                "('bf16', 'fp8', 'int4')"
+            )
+        menu_bits = tuple(_bits_of(m) for m in menu)
+    # Absent options take values that leave the kernel's mode unchanged.
+    one = jnp.ones((), asfloat(compute_flops).dtype)
+    values = {
+        "compute_flops": compute_flops,
+        "bits": one if bits is None else bits,
+        "n_params": one if n_params is None else n_params,
+        **{k: 16.0 * one if v is None else v for k, v in given.items()},
+        "post_train_bits": post_train_bits,
+        "min_bits": min_bits,
+        "max_bits": max_bits,
+    }
+    batch = prepare(params, {k: (v, _RULES[k]) for k, v in values.items()})
+    _check_bits_range(min_bits, max_bits)
+    c, *_, lo, hi = batch.arrays
+    valid = batch.valid & (hi > lo)
+    if bits is not None:
+        mode = "fixed"
+    elif menu is not None:
+        mode = "menu" if n_params is None else "menu_n"
+    else:
+        mode = "free" if n_params is None else "fixed_n"
+    tie = tuple(v is None for v in given.values())
+    log_loss = _law_log_loss if law is None else _GenericLoss(law)
+    solved = [
+        _kernel(log_loss, mode, tie, law is None, num_grid, max_steps, *args)
+        for args in _chunks(batch.params, batch.arrays, menu_bits)
+    ]
+    out = _finish(solved, valid, c, batch.shape)
+    raise_if_infeasible(out.status, partial(_infeasible, values, mode, menu_bits))
+    return out
+
+
+def _check_bits_range(min_bits, max_bits) -> None:
+    """Raise now where concrete ``max_bits <= min_bits``."""
+    lo_c, hi_c = asfloat(min_bits), asfloat(max_bits)
     if _checks.is_concrete(lo_c) and _checks.is_concrete(hi_c):
         with jax.ensure_compile_time_eval():
             bad = np.asarray(
@@ -530,61 +540,22 @@ def precision_optimal(
         if bad.any():
             idx = tuple(int(i) for i in np.argwhere(bad)[0])
             raise ValueError(
-                f"max_bits must be > min_bits; got max_bits = {_pick(hi_c, idx):g} "
-                f"and min_bits = {_pick(lo_c, idx):g}"
+                f"max_bits must be > min_bits; got max_bits = {pick(hi_c, idx):g} "
+                f"and min_bits = {pick(lo_c, idx):g}"
                 + (f" at index {idx}" if bad.ndim else "")
             )
-    menu_bits = None
-    if menu is not None:
-        if isinstance(menu, str) or len(menu) == 0:
-            raise ValueError(
-                "menu must be a non-empty sequence of precisions, e.g. "
-                "('bf16', 'fp8', 'int4')"
-            )
-        menu_bits = tuple(_bits_of(m) for m in menu)
-    _checks.check_shapes(**named)
-    leaves = jax.tree_util.tree_leaves(params)
-    shape = _batch_shape(*named.values(), *leaves)
-
-    one = jnp.ones((), c.dtype)
-    inputs = (
-        params,
-        c,
-        named.get("bits", one),
-        tuple(named.get(name, 16.0 * one) for name in _PARTS),
-        named["post_train_bits"],
-        named.get("n_params", one),
-        named["min_bits"],
-        named["max_bits"],
-    )
-    chunks, valid, c_flat = _prepare(inputs, shape, menu_bits)
-    if bits is not None:
-        mode = "fixed"
-    elif menu is not None:
-        mode = "menu" if n_params is None else "menu_n"
-    else:
-        mode = "free" if n_params is None else "fixed_n"
-    tie = tuple(v is None for v in given.values())
-    log_loss = _law_log_loss if loss_fn is None else _GenericLoss(loss_fn)
-    solved = [
-        _kernel(log_loss, mode, tie, loss_fn is None, num_grid, max_steps, *args)
-        for args in chunks
-    ]
-    out = _assemble(solved, valid, c_flat, shape)
-    _raise_if_infeasible(out.status, partial(_infeasible, named, mode, menu_bits))
-    return out
 
 
 def _infeasible(named, mode, menu_bits, idx) -> str:
-    c = _pick(named["compute_flops"], idx)
+    c = pick(named["compute_flops"], idx)
     if mode == "fixed":
-        least = f"(6/16) * bits = {6 / 16 * _pick(named['bits'], idx):.6g}"
+        least = f"(6/16) * bits = {6 / 16 * pick(named['bits'], idx):.6g}"
     elif mode in ("menu", "menu_n"):
         least = f"(6/16) * {min(menu_bits):g} bits"
     else:
-        least = f"(6/16) * min_bits = {6 / 16 * _pick(named['min_bits'], idx):.6g}"
+        least = f"(6/16) * min_bits = {6 / 16 * pick(named['min_bits'], idx):.6g}"
     if mode in ("fixed_n", "menu_n"):
-        least += f" * n_params = {_pick(named['n_params'], idx):.6g}"
+        least += f" * n_params = {pick(named['n_params'], idx):.6g}"
         what = "one token for the fixed model"
     else:
         what = "one parameter trained on one token"

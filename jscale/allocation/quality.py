@@ -36,7 +36,6 @@ about 1.1e23 FLOPs, where the filtered pool would be repeated about 11 times.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -47,14 +46,22 @@ from jax.typing import ArrayLike
 from .. import _checks
 from .._numerics import asfloat
 from ..laws import Preset, chinchilla, data_constrained, kaplan
-from . import _core
-from ._core import INFEASIBLE, AllocationResult
-
-_LOG6 = math.log(6.0)
+from ._common import (
+    INFEASIBLE,
+    NONFINITE,
+    POSITIVE,
+    batch_shape,
+    pick,
+    prepare,
+    valid_log,
+)
+from .data_constrained import dc_scenario
+from .engine import GenericLogLoss, budget_scenario, log_loss_of
+from .results import AllocationResult
 
 
 def _resolve(law) -> tuple[str, Callable, object]:
-    """``(kind, loss_fn, params)`` for a preset name, a Preset or a params tuple."""
+    """``(kind, law_fn, params)`` for a preset name, a Preset or a params tuple."""
     if isinstance(law, str):
         from .. import laws
 
@@ -71,15 +78,15 @@ def _resolve(law) -> tuple[str, Callable, object]:
                 "data-constrained law"
             )
         params = law.params
-        loss_fn = family.loss
+        law_fn = family.loss
     else:
         params = law
-        loss_fn = {
+        law_fn = {
             chinchilla.ChinchillaParams: chinchilla.loss,
             data_constrained.DataConstrainedParams: data_constrained.loss,
             kaplan.KaplanParams: kaplan.loss,
         }.get(type(law))
-        if loss_fn is None:
+        if law_fn is None:
             raise ValueError(
                 "law must be a preset name, a Preset, or ChinchillaParams, "
                 f"DataConstrainedParams or KaplanParams; got {type(law).__name__}"
@@ -88,8 +95,8 @@ def _resolve(law) -> tuple[str, Callable, object]:
         chinchilla.loss: "chinchilla",
         data_constrained.loss: "data-constrained",
         kaplan.loss: "kaplan",
-    }.get(loss_fn, "generic")
-    return kind, loss_fn, params
+    }.get(law_fn, "generic")
+    return kind, law_fn, params
 
 
 def _fold(kind, params, log_q):
@@ -102,67 +109,41 @@ def _fold(kind, params, log_q):
 
 
 class _QualityLoss(NamedTuple):
-    """``loss_fn(params, N, q D)`` for a law without a known fold (hashable)."""
+    """``law_fn(params, N, q D)`` for a law without a known fold (hashable)."""
 
-    loss_fn: Callable
+    law_fn: Callable
 
     def __call__(self, params, n_params, n_tokens, quality):
-        return self.loss_fn(params, n_params, quality * n_tokens)
+        return self.law_fn(params, n_params, quality * n_tokens)
 
 
-def _dc_scenario(params, c, u, e, max_steps) -> AllocationResult:
-    """:func:`data_constrained_optimal` without its eager infeasibility error."""
-
-    def x_floor(log_c, log_extra):
-        if e is None:
-            return jnp.full_like(log_c, -jnp.inf)
-        log_u, log_e = log_extra
-        return log_c - _LOG6 - log_u - log_e
-
-    def epochs_of(log_d, log_extra):
-        cap = jnp.exp(log_extra[1]) if e is not None else jnp.inf
-        return jnp.exp(log_d - log_extra[0]), cap
-
-    capped = e is not None
-    return _core._budget_scenario(
-        _core._DCWithCap() if capped else _core._dc_log_loss,
-        "data-constrained-cap" if capped else "data-constrained",
-        params,
-        c,
-        None,
-        [u, e] if capped else [u],
-        x_floor,
-        0,
-        max_steps,
-        epochs_of=epochs_of,
-    )
-
-
-def _quality(kind, loss_fn, params, c, q, u, e, max_steps) -> AllocationResult:
+def _quality(kind, law, params, c, q, u, e, max_steps) -> AllocationResult:
     """The quality scenario for checked inputs; infeasible elements flagged."""
     if kind == "data-constrained" and u is None:
         params = chinchilla.ChinchillaParams(*params[:5])
-        kind, loss_fn = "chinchilla", chinchilla.loss
+        kind, law = "chinchilla", chinchilla.loss
     valid = _checks.positive(q)
-    log_q = _core._valid_log(valid, q)
-    if kind == "generic":
-        out = _core._budget_scenario(
-            _core._GenericLogLoss(_QualityLoss(loss_fn)),
-            None,
-            params,
-            c,
-            None,
-            [jnp.exp(log_q)],
-            None,
-            16,
-            max_steps,
-        )
-    elif kind == "data-constrained":
-        out = _dc_scenario(_fold(kind, params, log_q), c, u, e, max_steps)
+    log_q = valid_log(valid, q)
+    if kind == "data-constrained":
+        out = dc_scenario(_fold(kind, params, log_q), c, u, e, max_steps=max_steps)
     else:
-        log_loss, hint = _core._log_loss_of(loss_fn)
-        out = _core._budget_scenario(
-            log_loss, hint, _fold(kind, params, log_q), c, None, [], None, 16, max_steps
+        if kind == "generic":
+            log_loss, hint = GenericLogLoss(_QualityLoss(law)), None
+            inputs = {
+                "compute_flops": (c, POSITIVE),
+                "quality": (jnp.exp(log_q), POSITIVE),
+            }
+        else:
+            log_loss, hint = log_loss_of(law)
+            params = _fold(kind, params, log_q)
+            inputs = {"compute_flops": (c, POSITIVE)}
+        out = budget_scenario(
+            log_loss,
+            hint,
+            prepare(params, inputs),
+            inference=False,
+            num_grid=16,
+            max_steps=max_steps,
         )
     shape = out.status.shape
     q_safe = jnp.broadcast_to(jnp.exp(log_q), shape)
@@ -194,7 +175,7 @@ def _normalized(params, arrays: dict):
     present = {k: v for k, v in arrays.items() if v is not None}
     leaves = jax.tree_util.tree_leaves(params)
     shape = _checks.check_shapes(
-        **present, params=jnp.zeros(_core._batch_shape(*leaves), bool)
+        **present, params=jnp.zeros(batch_shape(*leaves), bool)
     )
     dtype = jnp.result_type(*present.values(), *leaves)
 
@@ -310,7 +291,7 @@ def quality_optimal(
       >>> [round(float(e), 1) for e in r.epochs]  # q = 1: data_constrained_optimal
       [27.2, 18.3]
     """
-    kind, loss_fn, params = _resolve(law)
+    kind, law_fn, params = _resolve(law)
     c = _checks.check_positive("compute_flops", compute_flops)
     q = _checks.check_positive("quality", quality)
     u = _check_optional("unique_tokens", unique_tokens)
@@ -326,17 +307,17 @@ def quality_optimal(
     )
     c, q, u, e = x.values()
     _precheck(c, u, e)
-    return _quality_jit(kind, loss_fn, params, c, q, u, e, max_steps)
+    return _quality_jit(kind, law_fn, params, c, q, u, e, max_steps)
 
 
 def _infeasible_message(c, u, e, idx) -> str:
-    if e is not None and _core._pick(e, idx) * _core._pick(u, idx) < 1.0:
+    if e is not None and pick(e, idx) * pick(u, idx) < 1.0:
         return (
             "infeasible: max_epochs * unique_tokens must allow at least one token; "
-            f"got {_core._pick(e, idx) * _core._pick(u, idx):.6g}"
+            f"got {pick(e, idx) * pick(u, idx):.6g}"
         )
     return (
-        f"compute_flops = {_core._pick(c, idx):.6g} is infeasible: it must buy at "
+        f"compute_flops = {pick(c, idx):.6g} is infeasible: it must buy at "
         "least one parameter trained on one token (C >= 6)"
     )
 
@@ -351,8 +332,8 @@ def _with_pool_axis(x, full):
 def pools_optimal(
     law: str | Preset | data_constrained.DataConstrainedParams,
     compute_flops: ArrayLike,
-    unique_tokens: ArrayLike,
     quality: ArrayLike,
+    unique_tokens: ArrayLike,
     max_epochs: ArrayLike | None = None,
     *,
     max_steps: int = 48,
@@ -380,10 +361,10 @@ def pools_optimal(
         :class:`~jscale.laws.Preset` or ``DataConstrainedParams`` (leaves may be
         arrays of the budgets' shape).
       compute_flops: training budgets C in FLOPs (> 0), shape ``batch``.
-      unique_tokens: unique tokens per pool (> 0), shape ``(..., k)`` with the pools
-        on the last axis, broadcasting with ``batch + (k,)``.
-      quality: worth of one token of each pool in reference tokens (> 0), the same
-        layout.
+      quality: worth of one token of each pool in reference tokens (> 0), shape
+        ``(..., k)`` with the pools on the last axis, broadcasting with
+        ``batch + (k,)``.
+      unique_tokens: unique tokens per pool (> 0), the same layout.
       max_epochs: optional cap on passes over each pool (> 0), scalar or the same
         layout.
       max_steps: the Newton step cap.
@@ -400,21 +381,21 @@ def pools_optimal(
 
     Examples:
       >>> # 50B tokens worth 2x raw, against 2T raw tokens (Muennighoff 2023 law).
-      >>> r = pools_optimal("muennighoff2023", [1e21, 1e24], [5e10, 2e12], [2.0, 1.0])
+      >>> r = pools_optimal("muennighoff2023", [1e21, 1e24], [2.0, 1.0], [5e10, 2e12])
       >>> [int(i) for i in r.pool]
       [0, 1]
     """
-    kind, loss_fn, params = _resolve(law)
+    kind, law_fn, params = _resolve(law)
     if kind != "data-constrained":
         raise ValueError(
             "pools_optimal needs the data-constrained law (Muennighoff et al. 2023, "
             "e.g. 'muennighoff2023'): pools differ in size, which only it models"
         )
     c = _checks.check_positive("compute_flops", compute_flops)
-    u = _checks.check_positive("unique_tokens", unique_tokens)
     q = _checks.check_positive("quality", quality)
+    u = _checks.check_positive("unique_tokens", unique_tokens)
     e = _check_optional("max_epochs", max_epochs)
-    pools = {"unique_tokens": u, "quality": q}
+    pools = {"quality": q, "unique_tokens": u}
     if e is not None:
         pools["max_epochs"] = e
     pool_shape = _checks.check_shapes(**pools)
@@ -427,7 +408,7 @@ def pools_optimal(
     batch = _checks.check_shapes(
         compute_flops=c,
         pools=jnp.zeros(pool_shape[:-1], bool),
-        params=jnp.zeros(_core._batch_shape(*leaves), bool),
+        params=jnp.zeros(batch_shape(*leaves), bool),
     )
     full = (*batch, pool_shape[-1])
     c_k = _with_pool_axis(c, full)
@@ -443,13 +424,13 @@ def pools_optimal(
     )
     c_k, q_k, u_k, e_k = x.values()
     _precheck(c_k, u_k, e_k, axis=-1)
-    return _pools_jit(kind, loss_fn, params_k, c_k, q_k, u_k, e_k, max_steps)
+    return _pools_jit(kind, law_fn, params_k, c_k, q_k, u_k, e_k, max_steps)
 
 
-def _pools(kind, loss_fn, params, c, q, u, e, max_steps) -> AllocationResult:
+def _pools(kind, law_fn, params, c, q, u, e, max_steps) -> AllocationResult:
     """Every pool's optimum (pools on the last axis), then the best per element."""
-    out = _quality(kind, loss_fn, params, c, q, u, e, max_steps)
-    ok = (out.status != INFEASIBLE) & (out.status != _core.NONFINITE)
+    out = _quality(kind, law_fn, params, c, q, u, e, max_steps)
+    ok = (out.status != INFEASIBLE) & (out.status != NONFINITE)
     best = jnp.argmin(jnp.where(ok, out.loss, jnp.inf), axis=-1)
 
     def pick(v):

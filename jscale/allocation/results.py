@@ -14,6 +14,18 @@ from .. import _status
 class AllocationResult(NamedTuple):
     """A compute-optimal allocation, elementwise over budgets.
 
+    Three groups of fields (:data:`CORE_FIELDS`, :data:`DIAGNOSTIC_FIELDS`,
+    :data:`SCENARIO_FIELDS`): the core every scenario fills (``n_params``,
+    ``n_tokens``, ``loss``, ``compute_flops``, ``status``); the solver's
+    diagnostics (``None`` for closed forms); and the scenario parts, ``None``
+    except where the scenario gives them a meaning. A ``None`` field is no leaf of
+    the pytree, so it exists nowhere downstream: not under ``jax.jit`` or
+    ``vmap``, not in :func:`to_row`, not in the columns that
+    :func:`jscale.sweep.sweep` and :mod:`jscale.montecarlo` name after the
+    fields. (The parts stay flat fields, not a nested ``details`` tuple, because
+    those column names, ``epochs`` rather than ``details.epochs``, are read by
+    other programs.)
+
     Attributes:
       n_params: parameters N.
       n_tokens: training tokens D.
@@ -69,8 +81,13 @@ class AllocationResult(NamedTuple):
         return self.n_tokens / self.n_params
 
 
-#: Optional fields that a row reports when the scenario sets them, in this order.
-_ROW_FIELDS = (
+#: The fields every allocation fills.
+CORE_FIELDS = ("n_params", "n_tokens", "loss", "compute_flops", "status")
+#: The solver's diagnostics (``None`` for closed forms; not in rows).
+DIAGNOSTIC_FIELDS = ("iterations", "grad_norm", "violation")
+#: Scenario parts, set only where the scenario gives them a meaning; a row
+#: reports those that are set, in this order.
+SCENARIO_FIELDS = (
     "epochs",
     "inference_flops",
     "lifetime_flops",
@@ -128,7 +145,7 @@ def to_row(result: AllocationResult, index: tuple[int, ...] = ()) -> dict:
     }
     if result.n_total_params is not None:
         row["n_active_params"] = row["n_params"]
-    for name in _ROW_FIELDS:
+    for name in SCENARIO_FIELDS:
         value = getattr(result, name)
         if value is not None:
             row[name] = at(value)

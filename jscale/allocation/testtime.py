@@ -1,32 +1,10 @@
 """Test-time compute: the model size and samples per query for repeated sampling.
 
-Brown et al. 2024, "Large Language Monkeys: Scaling Inference Compute with Repeated
-Sampling" (arXiv:2407.21787): the fraction of queries solved by at least one of ``k``
-samples follows ``c(k) = exp(a k^b)`` with ``a < 0``, ``b < 0``, fitted per model and
-task (:func:`jscale.laws.inference.coverage`). Larger models have a better single
-sample (``a`` closer to 0), but each sample costs more. The paper prints no law for
-how ``a`` moves with model size, so jscale takes a documented, user-supplied link
-(:class:`CoverageScalingParams`)::
-
-    a(N) = a_ref (N / n_ref)^(-s),    c(k; N) = exp(a(N) k^b),
-
-i.e. ``log(-log c(1))`` falls linearly in ``log N`` with slope ``s`` (``s = 0``:
-size does not help). Fit ``a_ref`` and ``b`` to one model's coverage curve and ``s``
-to two or more models' ``a``; no constants are shipped.
-
-Cost per query, in FLOPs (all terms optional but the first):
-
-- sampling: ``k T (2 N + 2 n_layers d_model ctx)`` for ``T`` generated tokens per
-  sample (Kaplan et al. 2020, Table 1, as in
-  :func:`jscale.laws.inference.inference_flops_per_query`); the attention term needs
-  a shape, here ``N = 12 n_layers d_model^2`` (Kaplan 2020, Sec. 2.1) with a fixed
-  aspect ratio ``d_model / n_layers``, so ``n_layers = (N / (12 r^2))^(1/3)``;
-- training amortized over the queries served, ``6 N D_pretrain / Q`` (Hoffmann et al.
-  2022's ``C = 6 N D``). With it, a model ``M`` times larger costs as much as ``M + 3
-  (D_pretrain / D_inference) (M - 1)`` times the samples of the small one, the
-  exchange rate of Snell et al. 2024 (arXiv:2408.03314, Sec. 7;
-  :func:`jscale.laws.inference.matched_inference_multiplier`). Prompt prefill is
-  not counted. :func:`sampling_flops` evaluates this cost for any plan.
+The model of coverage and cost (:mod:`.coverage`): ``k`` samples from a model of
+``N`` parameters solve a query with probability ``c(k; N) = exp(a(N) k^b)``
+(Brown et al. 2024 with jscale's link :class:`CoverageScalingParams`), and cost
+:func:`sampling_flops` per query (sampling, with optional attention, and optional
+training amortized over the queries).
 
 Both problems are one-dimensional in ``x = log N`` after eliminating ``k``, and
 convex there (log-sum-exp of affine and convex pieces), so the derivative-guided 1-D
@@ -53,7 +31,6 @@ budget) with its coverage and cost.
 
 from __future__ import annotations
 
-import math
 from functools import partial
 from typing import NamedTuple
 
@@ -63,36 +40,40 @@ import numpy as np
 from jax.typing import ArrayLike
 
 from .. import _checks, _solver
-from . import _core
-from ._core import CONVERGED, INFEASIBLE, NONFINITE
+from .._numerics import asfloat
+from ._common import (
+    AT_LEAST_ONE,
+    CONVERGED,
+    FRACTION,
+    INFEASIBLE,
+    KINK_DELTA,
+    NONFINITE,
+    POSITIVE,
+    pick,
+    prepare,
+    raise_if_infeasible,
+    solver_status,
+)
+from .coverage import (
+    _LOG2,
+    _LOG6,
+    CoverageScalingParams,
+    _check_params,
+    _log_attention,
+    _pair,
+    _params_valid,
+    model_coverage,
+    sampling_flops,
+)
 
-_LOG2 = math.log(2.0)
-_LOG6 = math.log(6.0)
-_LOG12 = math.log(12.0)
-
-
-class CoverageScalingParams(NamedTuple):
-    """Coverage of ``k`` samples from a model of ``N`` parameters.
-
-    ``c(k; N) = exp(a(N) k^b)`` with ``a(N) = a_ref (N / n_ref)^(-size_exponent)``:
-    Brown et al. 2024's exponentiated power law in ``k`` (arXiv:2407.21787), with a
-    power-law link in ``N`` chosen by jscale (the paper fits ``a`` and ``b`` per
-    model and prints no link).
-
-    Attributes:
-      a_ref: ``log c(1)`` of the reference model, the log coverage of one sample
-        (< 0).
-      b: exponent in ``k`` (< 0).
-      n_ref: parameters of the reference model (> 0).
-      size_exponent: ``s >= 0``; ``|a|`` falls as ``N^-s``.
-
-    Leaves may be Python floats or arrays (a leading axis holds many links).
-    """
-
-    a_ref: ArrayLike
-    b: ArrayLike
-    n_ref: ArrayLike
-    size_exponent: ArrayLike
+__all__ = [
+    "CoverageScalingParams",
+    "SamplingResult",
+    "model_coverage",
+    "sampling_budget_optimal",
+    "sampling_flops",
+    "sampling_target_optimal",
+]
 
 
 class SamplingResult(NamedTuple):
@@ -131,152 +112,6 @@ class SamplingResult(NamedTuple):
     iterations: jax.Array
     grad_norm: jax.Array
     violation: jax.Array
-
-
-def _check_params(params: CoverageScalingParams) -> None:
-    _checks.check_range("a_ref", params.a_ref, lower=None, upper=0.0)
-    _checks.check_range("b", params.b, lower=None, upper=0.0)
-    _checks.check_positive("n_ref", params.n_ref)
-    _checks.check_range("size_exponent", params.size_exponent, lower_inclusive=True)
-
-
-def _params_valid(params: CoverageScalingParams) -> jax.Array:
-    return (
-        _checks.in_range(params.a_ref, lower=None, upper=0.0)
-        & _checks.in_range(params.b, lower=None, upper=0.0)
-        & _checks.positive(params.n_ref)
-        & _checks.in_range(params.size_exponent, lower_inclusive=True)
-    )
-
-
-def model_coverage(
-    params: CoverageScalingParams, n_params: ArrayLike, samples: ArrayLike
-) -> jax.Array:
-    """Coverage of ``k`` samples from a model of ``N`` parameters, ``c(k; N)``.
-
-    ``exp(a(N) k^b)`` with ``a(N) = a_ref (N / n_ref)^(-s)`` (Brown et al. 2024's
-    form in ``k``; see :class:`CoverageScalingParams`), computed in log space.
-
-    Args:
-      params: the coverage link.
-      n_params: parameters N (> 0).
-      samples: samples per query k (> 0), broadcastable against N.
-
-    Returns:
-      Coverage in (0, 1) with the broadcast shape; NaN under ``jax.jit`` where an
-      input is invalid.
-
-    Raises:
-      ValueError: for concrete invalid constants or inputs.
-
-    Examples:
-      >>> p = CoverageScalingParams(a_ref=-2.0, b=-0.5, n_ref=1e9, size_exponent=0.5)
-      >>> round(float(model_coverage(p, 1e9, 1.0)), 4)  # exp(a_ref)
-      0.1353
-      >>> round(float(model_coverage(p, 4e9, 1.0)), 4)  # exp(a_ref / 2)
-      0.3679
-    """
-    _check_params(params)
-    valid, (n, k) = _checks.positive_inputs(n_params=n_params, samples=samples)
-    valid = valid & _params_valid(params)
-    log_abs_a = jnp.log(
-        -jnp.where(valid, params.a_ref, -1.0)
-    ) - params.size_exponent * (jnp.log(n) - jnp.log(params.n_ref))
-    value = jnp.exp(-jnp.exp(log_abs_a + params.b * jnp.log(k)))
-    return jnp.where(valid, value, jnp.nan)
-
-
-def _pair(name_a, a, name_b, b):
-    if (a is None) != (b is None):
-        raise ValueError(
-            f"give both {name_a} and {name_b} or neither; got "
-            f"{name_a}={'set' if a is not None else 'None'}, "
-            f"{name_b}={'set' if b is not None else 'None'}"
-        )
-
-
-def sampling_flops(
-    n_params: ArrayLike,
-    samples: ArrayLike,
-    generated_tokens: ArrayLike,
-    *,
-    pretrain_tokens: ArrayLike | None = None,
-    queries: ArrayLike | None = None,
-    context: ArrayLike | None = None,
-    aspect_ratio: ArrayLike | None = None,
-) -> jax.Array:
-    """FLOPs per query of a repeated-sampling plan (the module docstring's model).
-
-    ``k T (2 N + 2 n_layers d_model ctx) + 6 N D_pretrain / Q`` with
-    ``n_layers = (N / (12 r^2))^(1/3)`` and ``d_model = r n_layers`` when the
-    attention term is asked for (``context`` and ``aspect_ratio``), and the training
-    term when ``pretrain_tokens`` and ``queries`` are given.
-
-    Args:
-      n_params: parameters N (> 0).
-      samples: samples per query k (> 0).
-      generated_tokens: tokens generated per sample T (> 0).
-      pretrain_tokens, queries: training tokens and the queries they are amortized
-        over (> 0; both or neither).
-      context, aspect_ratio: mean attended context per generated token and
-        ``d_model / n_layers`` (> 0; both or neither).
-
-    Returns:
-      FLOPs per query with the broadcast shape; NaN under ``jax.jit`` where an input
-      is invalid.
-
-    Raises:
-      ValueError: for concrete invalid inputs (naming them), shapes that do not
-        broadcast, or only one of a pair of options.
-
-    Examples:
-      >>> f"{float(sampling_flops(7e9, 4.0, 1000.0)):.3g}"  # 4 x 1000 x 2N
-      '5.6e+13'
-      >>> f = sampling_flops(7e9, 1.0, 1000.0, pretrain_tokens=2e12, queries=1e9)
-      >>> f"{float(f):.4g}"  # 2N x 1000 + 6N x 2e12 / 1e9
-      '9.8e+13'
-    """
-    _pair("pretrain_tokens", pretrain_tokens, "queries", queries)
-    _pair("context", context, "aspect_ratio", aspect_ratio)
-    inputs = {
-        "n_params": n_params,
-        "samples": samples,
-        "generated_tokens": generated_tokens,
-    }
-    if pretrain_tokens is not None:
-        inputs |= {"pretrain_tokens": pretrain_tokens, "queries": queries}
-    if context is not None:
-        inputs |= {"context": context, "aspect_ratio": aspect_ratio}
-    valid, values = _checks.positive_inputs(**inputs)
-    logs = dict(zip(inputs, (jnp.log(v) for v in values), strict=True))
-    log_tr = (
-        logs["pretrain_tokens"] - logs["queries"] + _LOG6
-        if pretrain_tokens is not None
-        else None
-    )
-    log_att = _log_attention(logs.get("context"), logs.get("aspect_ratio"))
-    x = logs["n_params"]
-    log_f = _log_sample_flops(x, logs["generated_tokens"], log_att)
-    total = logs["samples"] + log_f
-    if log_tr is not None:
-        total = jnp.logaddexp(total, log_tr + x)
-    return jnp.where(valid, jnp.exp(total), jnp.nan)
-
-
-def _log_attention(log_ctx, log_ratio):
-    """``log`` of the attention FLOPs per token over ``N^(2/3)`` (see the module)."""
-    if log_ctx is None:
-        return None
-    # 2 n_layers d_model ctx = 2 r ctx n_layers^2, n_layers = (N / (12 r^2))^(1/3).
-    return _LOG2 + log_ratio + log_ctx - (2.0 / 3.0) * (_LOG12 + 2.0 * log_ratio)
-
-
-def _log_sample_flops(x, log_t, log_att):
-    """``log`` FLOPs of one sample of ``T`` tokens from a model of ``exp(x)``."""
-    weights = _LOG2 + x
-    if log_att is None:
-        return log_t + weights
-    return log_t + jnp.logaddexp(weights, log_att + (2.0 / 3.0) * x)
 
 
 class _Theta(NamedTuple):
@@ -347,8 +182,7 @@ def _divide(num, s, default):
 
 def _solve_one(th: _Theta, lo, hi, budget, num_grid, max_steps):
     """One configuration's optimum in ``x = log N`` on ``[lo, hi]``."""
-    delta = _core._KINK_DELTA[np.dtype(lo.dtype)]
-    sg = jax.lax.stop_gradient
+    delta = KINK_DELTA[np.dtype(lo.dtype)]
     if budget:
         objective = _budget_objective
         # Largest N that affords one sample (k >= 1), the upper end, and the kink
@@ -357,13 +191,12 @@ def _solve_one(th: _Theta, lo, hi, budget, num_grid, max_steps):
         pts = jnp.linspace(lo, hi, 10)[1:-1]
         log_k = jnp.stack([jnp.zeros_like(lo), th.log_kmax])
         roots = jax.vmap(
-            lambda lk: _solver.root_scalar(
-                _over_budget, sg((th, lk)), sg(lo), sg(hi), sg(pts), max_steps=max_steps
+            lambda lk: _solver.implicit_root(
+                _over_budget, (th, lk), lo, hi, pts, max_steps=max_steps
             )
         )(log_k)
         theta_one = (th, jnp.zeros_like(lo))
-        x_hi = _solver.implicit(_over_budget, roots.x[0], theta_one)
-        upper = jnp.where(roots.at_upper[0], hi, x_hi)
+        upper = roots.x[0]
         # A budget of exactly one sample is feasible: allow its rounding in logs.
         slack = 4.0 * _solver.eps(lo.dtype) * jnp.maximum(1.0, jnp.abs(th.goal))
         feasible = _over_budget(lo, theta_one) <= slack
@@ -373,7 +206,7 @@ def _solve_one(th: _Theta, lo, hi, budget, num_grid, max_steps):
         cap_inside = (th.capped > 0) & ~roots.at_lower[1] & ~roots.at_upper[1]
         kinks = jnp.where(cap_inside, roots.x[1], lower)[None]
         # The kink's location as a function of the inputs (implicit in the budget).
-        kink_x = _solver.implicit(_over_budget, roots.x[1], (th, th.log_kmax))
+        kink_x = roots.x[1]
         kink_ok = cap_inside
         # Attention-free closed form: e^x = F (s + b) / (s F_train / N).
         ok = (th.s + th.b > 0) & jnp.isfinite(th.log_tr)
@@ -404,10 +237,11 @@ def _solve_one(th: _Theta, lo, hi, budget, num_grid, max_steps):
         seed = jnp.where(ok, seed, lower)
     pts = jnp.concatenate([kinks, seed[None]])
     pts = _solver.kink_points(_safe_points(pts, lower), delta)
-    x, r = _core._scalar_min_one(objective, lower, upper, th, pts, num_grid, max_steps)
-    value = objective(x, th)
+    r = _solver.minimize_scalar(
+        objective, th, lower, upper, pts, num_grid=num_grid, max_steps=max_steps
+    )
+    x, value, gnorm = r.x, r.value, r.grad_norm
     grad = jax.grad(objective)
-    gnorm = _core._projected_slope(grad(x, th), r.at_lower, r.at_upper)
     # At a kink (k = 1 or k = max_samples) the derivative jumps: report the
     # distance of 0 from the one-sided slopes' interval (subgradient KKT).
     kinks = _safe_points(kinks, lower)
@@ -422,7 +256,7 @@ def _solve_one(th: _Theta, lo, hi, budget, num_grid, max_steps):
     # jumps there). The value is the same to the solver's tolerance.
     on_kink = kink_ok & near & ~r.at_lower & ~r.at_upper & (sub == 0.0)
     x = jnp.where(on_kink, kink_x, x)
-    status = _core._status(r.converged, x, value)
+    status = solver_status(r.converged, x, value)
     status = jnp.where(feasible, status, INFEASIBLE).astype(jnp.int32)
     # On the sample cap's kink of a budget problem, k is the cap: there k from the
     # budget, (F - F_train) / F_sample, is ill-conditioned when training takes
@@ -433,16 +267,16 @@ def _solve_one(th: _Theta, lo, hi, budget, num_grid, max_steps):
 
 
 _OPTIONAL_RULES = {
-    "max_samples": {"lower": 1.0, "lower_inclusive": True, "finite": False},
-    "pretrain_tokens": {"lower": 0.0},
-    "queries": {"lower": 0.0},
-    "context": {"lower": 0.0},
-    "aspect_ratio": {"lower": 0.0},
+    "max_samples": AT_LEAST_ONE._replace(finite=False),
+    "pretrain_tokens": POSITIVE,
+    "queries": POSITIVE,
+    "context": POSITIVE,
+    "aspect_ratio": POSITIVE,
 }
 
 
 def _goal_rule(budget):
-    return {"lower": 0.0} if budget else {"lower": 0.0, "upper": 1.0}
+    return POSITIVE if budget else FRACTION._replace(upper_inclusive=False, safe=0.5)
 
 
 def _sampling(
@@ -458,22 +292,46 @@ def _sampling(
 ) -> SamplingResult:
     """Check the inputs (eagerly, where concrete) and solve."""
     _check_params(params)
-    goal_name = "flops_per_query" if budget else "target_coverage"
-    g = _checks.check_range(goal_name, goal, **_goal_rule(budget))
-    t = _checks.check_positive("generated_tokens", generated_tokens)
-    lo_n = _checks.check_positive("n_min", n_min)
-    hi_n = _checks.check_positive("n_max", n_max)
     _pair(
         "pretrain_tokens", optional["pretrain_tokens"], "queries", optional["queries"]
     )
     _pair("context", optional["context"], "aspect_ratio", optional["aspect_ratio"])
-    opt = {
-        k: _checks.check_range(k, 1.0 if v is None else v, **_OPTIONAL_RULES[k])
-        for k, v in optional.items()
+    goal_name = "flops_per_query" if budget else "target_coverage"
+    inputs = {
+        goal_name: (goal, _goal_rule(budget)),
+        "generated_tokens": (generated_tokens, POSITIVE),
+        "n_min": (n_min, POSITIVE),
+        "n_max": (n_max, POSITIVE),
     }
     # Which optional terms apply is data, not structure: one compilation serves
     # every combination of options.
+    inputs |= {
+        k: (1.0 if v is None else v, _OPTIONAL_RULES[k]) for k, v in optional.items()
+    }
     present = {k: jnp.asarray(v is not None) for k, v in optional.items()}
+    _check_sizes(n_min, n_max)
+    batch = prepare(params, inputs)
+    g, t, lo_n, hi_n, *opt = batch.arrays
+    opt = dict(zip(optional, opt, strict=True))
+    out = _sampling_impl(
+        batch.params,
+        batch.valid,
+        g,
+        t,
+        lo_n,
+        hi_n,
+        opt,
+        present,
+        budget,
+        num_grid,
+        max_steps,
+    )
+    return jax.tree_util.tree_map(lambda v: v.reshape(batch.shape), out)
+
+
+def _check_sizes(n_min, n_max) -> None:
+    """Raise now where concrete ``n_max < n_min``."""
+    lo_n, hi_n = asfloat(n_min), asfloat(n_max)
     if _checks.is_concrete(lo_n) and _checks.is_concrete(hi_n):
         with jax.ensure_compile_time_eval():
             lo_b, hi_b = jnp.broadcast_arrays(lo_n, hi_n)
@@ -485,44 +343,15 @@ def _sampling(
                 f"n_max must be >= n_min; got n_max = {float(hi_b[idx]):.6g} < "
                 f"n_min = {float(lo_b[idx]):.6g}{where}"
             )
-    shape = _checks.check_shapes(
-        **{goal_name: g, "generated_tokens": t, "n_min": lo_n, "n_max": hi_n},
-        **opt,
-        params=jnp.zeros(_core._batch_shape(*jax.tree_util.tree_leaves(params)), bool),
-    )
-    # Every input at the batch shape and one dtype (strongly typed): the compiled
-    # function then depends on that shape and dtype only, not on which inputs
-    # were scalars or Python numbers.
-    leaves = jax.tree_util.tree_leaves(params)
-    dtype = jnp.result_type(g, t, lo_n, hi_n, *opt.values(), *leaves)
-    size = math.prod(shape)
-
-    def flat(v):
-        return jnp.broadcast_to(jnp.asarray(v, dtype), shape).reshape(size)
-
-    params = jax.tree_util.tree_map(flat, params)
-    g, t, lo_n, hi_n = (flat(v) for v in (g, t, lo_n, hi_n))
-    opt = {k: flat(v) for k, v in opt.items()}
-    out = _sampling_impl(
-        params, g, t, lo_n, hi_n, opt, present, budget, num_grid, max_steps
-    )
-    return jax.tree_util.tree_map(lambda v: v.reshape(shape), out)
 
 
 @partial(jax.jit, static_argnames=("budget", "num_grid", "max_steps"))
-def _sampling_impl(params, g, t, lo_n, hi_n, opt, present, budget, num_grid, max_steps):
-    """The whole numeric path in one compiled function (inputs flat, one dtype)."""
+def _sampling_impl(
+    params, valid, g, t, lo_n, hi_n, opt, present, budget, num_grid, max_steps
+):
+    """The numeric path in one compiled function (inputs flat, one dtype)."""
     p = params
-    valid = (
-        _checks.in_range(g, **_goal_rule(budget))
-        & _params_valid(p)
-        & _checks.positive(t)
-        & _checks.positive(lo_n)
-        & _checks.positive(hi_n)
-        & (hi_n >= lo_n)
-    )
-    for k, v in opt.items():
-        valid = valid & (_checks.in_range(v, **_OPTIONAL_RULES[k]) | ~present[k])
+    valid = valid & _params_valid(p) & (hi_n >= lo_n)
 
     def log_of(v):
         return jnp.log(jnp.where(valid, v, 1.0))
@@ -612,7 +441,7 @@ def sampling_target_optimal(
 ) -> SamplingResult:
     """The cheapest model size and samples per query that reach a coverage target.
 
-    Minimizes FLOPs per query (module docstring) subject to ``c(k; N) >= c*`` and
+    Minimizes FLOPs per query (:mod:`.coverage`) subject to ``c(k; N) >= c*`` and
     ``n_min <= N <= n_max`` (and ``k <= max_samples``). For each N the least
     ``k = max(1, (log c* / a(N))^(1/b))`` (Brown et al. 2024's coverage law inverted,
     :func:`jscale.laws.inference.samples_for_coverage`) eliminates the constraint;
@@ -668,10 +497,10 @@ def sampling_target_optimal(
         context=context,
         aspect_ratio=aspect_ratio,
     )
-    _core._raise_if_infeasible(
+    raise_if_infeasible(
         out.status,
         lambda idx: (
-            f"target_coverage = {_core._pick(target_coverage, idx):.6g} is "
+            f"target_coverage = {pick(target_coverage, idx):.6g} is "
             "infeasible: the largest model (n_max) cannot reach it within "
             "max_samples samples"
         ),
@@ -696,7 +525,7 @@ def sampling_budget_optimal(
 ) -> SamplingResult:
     """The model size and samples per query with the highest coverage for a budget.
 
-    Maximizes ``c(k; N)`` subject to FLOPs per query ``<= F`` (module docstring),
+    Maximizes ``c(k; N)`` subject to FLOPs per query ``<= F`` (:mod:`.coverage`),
     ``n_min <= N <= n_max`` and ``1 <= k <= max_samples``. The budget binds (coverage
     rises with k), so ``k = min(k_max, (F - F_train) / F_sample)`` eliminates it and
     ``log(-log c)`` is convex in ``log N`` on the sizes that afford one sample.
@@ -740,10 +569,10 @@ def sampling_budget_optimal(
         context=context,
         aspect_ratio=aspect_ratio,
     )
-    _core._raise_if_infeasible(
+    raise_if_infeasible(
         out.status,
         lambda idx: (
-            f"flops_per_query = {_core._pick(flops_per_query, idx):.6g} is "
+            f"flops_per_query = {pick(flops_per_query, idx):.6g} is "
             "infeasible: it must pay for one sample of the smallest model (n_min) "
             "and its training share"
         ),

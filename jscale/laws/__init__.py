@@ -1,7 +1,10 @@
 """Scaling-law families and their published presets.
 
 Each family lives in its own module with a ``*Params`` NamedTuple, a pure elementwise
-``loss`` and named presets citing their source. Look presets up by name:
+``loss`` and named presets citing their source (the MoE families in ``moe_clark``,
+``moe_krajewski``, ``moe_ludziejewski`` and ``moe_abnar``, gathered in ``moe``). An
+input has the same name and valid range in every family (``_inputs.RULES``). Look
+presets up by name:
 
 >>> from jscale import laws
 >>> preset = laws.get("chinchilla-hoffmann2022")

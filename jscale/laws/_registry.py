@@ -7,6 +7,7 @@ the citation they come from and the units of the inputs.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -50,6 +51,13 @@ class Family(NamedTuple):
     loss: Callable[..., jax.Array]
     inputs: tuple[str, ...]
     formula: str
+
+
+def family(name: str, params_type: type, loss: Callable, formula: str) -> Family:
+    """The :class:`Family` of ``loss``: its inputs are the loss's arguments after
+    ``params``, in the order of its signature."""
+    inputs = tuple(inspect.signature(loss).parameters)[1:]
+    return Family(name, params_type, loss, inputs, formula)
 
 
 class Preset(NamedTuple):

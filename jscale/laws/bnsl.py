@@ -29,9 +29,9 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from .. import _checks
 from .._numerics import broadcast, log_softplus
-from ._registry import Family, Preset
+from ._inputs import checked
+from ._registry import Preset, family
 
 
 class BNSLParams(NamedTuple):
@@ -67,6 +67,7 @@ def _breaks(value: ArrayLike, dtype) -> jax.Array:
     return jnp.asarray(value, dtype=dtype)
 
 
+@checked
 def loss(params: BNSLParams, x: ArrayLike) -> jax.Array:
     """BNSL ``y = a + b x^-c0 prod_i (1 + (x/d_i)^(1/f_i))^(-c_i f_i)``.
 
@@ -102,10 +103,7 @@ def loss(params: BNSLParams, x: ArrayLike) -> jax.Array:
       >>> round(float(bnsl.loss(q, 1e6)), 4)
       1.0001
     """
-    x = _checks.check_positive("x", x)
-    valid = _checks.positive(x)
-    # Double where: bad elements become 1 before the log so gradients stay finite.
-    log_x = jnp.log(jnp.where(valid, x, 1.0))
+    log_x = jnp.log(x)
     c, d, f = (_breaks(v, log_x.dtype) for v in (params.c, params.d, params.f))
     lengths = [jnp.shape(v)[-1] if jnp.ndim(v) else None for v in (c, d, f)]
     if None in lengths or len(set(lengths)) != 1:
@@ -115,8 +113,7 @@ def loss(params: BNSLParams, x: ArrayLike) -> jax.Array:
         )
     lx, c, d, f = broadcast(log_x[..., None], c, d, f)
     log_product = jnp.sum(_log_break(lx - jnp.log(d), c, f), axis=-1)
-    value = params.a + jnp.exp(jnp.log(params.b) - params.c0 * log_x - log_product)
-    return jnp.where(valid, value, jnp.nan)
+    return params.a + jnp.exp(jnp.log(params.b) - params.c0 * log_x - log_product)
 
 
 def _log_break(log_ratio: jax.Array, c: jax.Array, f: jax.Array) -> jax.Array:
@@ -136,12 +133,8 @@ def _log_break(log_ratio: jax.Array, c: jax.Array, f: jax.Array) -> jax.Array:
     return c * relu + c * f * log_softplus(neg_abs / f)
 
 
-FAMILY = Family(
-    name="bnsl",
-    params_type=BNSLParams,
-    loss=loss,
-    inputs=("x",),
-    formula="y = a + b x^-c0 prod_i (1 + (x/d_i)^(1/f_i))^(-c_i f_i)",
+FAMILY = family(
+    "bnsl", BNSLParams, loss, "y = a + b x^-c0 prod_i (1 + (x/d_i)^(1/f_i))^(-c_i f_i)"
 )
 
 CABALLERO2022_FIGURE1 = Preset(

@@ -10,15 +10,17 @@ is training tokens, and the loss is in nats per token.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.typing import ArrayLike
 
-from .. import _checks
 from .._numerics import power_term
-from ._registry import Family, Preset
+from ._inputs import checked
+from ._registry import Preset, family
 
 
 class ChinchillaParams(NamedTuple):
@@ -35,6 +37,7 @@ class ChinchillaParams(NamedTuple):
     beta: ArrayLike
 
 
+@checked
 def loss(
     params: ChinchillaParams, n_params: ArrayLike, n_tokens: ArrayLike
 ) -> jax.Array:
@@ -62,21 +65,15 @@ def loss(
       >>> round(float(chinchilla.loss(p, 70e9, 1.4e12)), 3)  # Chinchilla itself
       1.937
     """
-    valid, (n, d) = _checks.positive_inputs(n_params=n_params, n_tokens=n_tokens)
-    value = (
+    return (
         params.E
-        + power_term(jnp.log(params.A), params.alpha, jnp.log(n))
-        + power_term(jnp.log(params.B), params.beta, jnp.log(d))
+        + power_term(jnp.log(params.A), params.alpha, jnp.log(n_params))
+        + power_term(jnp.log(params.B), params.beta, jnp.log(n_tokens))
     )
-    return jnp.where(valid, value, jnp.nan)
 
 
-FAMILY = Family(
-    name="chinchilla",
-    params_type=ChinchillaParams,
-    loss=loss,
-    inputs=("n_params", "n_tokens"),
-    formula="L = E + A / N^alpha + B / D^beta",
+FAMILY = family(
+    "chinchilla", ChinchillaParams, loss, "L = E + A / N^alpha + B / D^beta"
 )
 
 _UNITS = "N: parameters incl. embeddings; D: training tokens; loss: nats/token"
@@ -145,5 +142,42 @@ BESIROGLU2024_COVARIANCE = (
     (3.971844e-03, -1.723650e-03, 1.261208e-04, 2.370822e-04, -8.638512e-05),
     (-1.390603e-03, 8.666866e-03, 1.753700e-04, -8.638512e-05, 4.241198e-04),
 )
+
+#: The coordinates of :class:`ChinchillaParams`, field by field: E, A and B in log.
+PARAMS_COORDS = ("log_E", "log_A", "log_B", "alpha", "beta")
+
+
+def besiroglu2024_covariance(coords: Sequence[str] = PARAMS_COORDS) -> np.ndarray:
+    """The covariance of Besiroglu 2024's estimate, in the coordinates ``coords``.
+
+    :data:`BESIROGLU2024_COVARIANCE` is stored in Hoffmann's order
+    (:data:`BESIROGLU2024_COORDS`); this is the one place that reorders it. The
+    default, :data:`PARAMS_COORDS`, follows the fields of :class:`ChinchillaParams`
+    (a normal over ``(log E, log A, log B, alpha, beta)``).
+
+    Args:
+      coords: the five names of :data:`BESIROGLU2024_COORDS` in the order wanted.
+
+    Returns:
+      The ``(5, 5)`` covariance, float64.
+
+    Raises:
+      ValueError: unless ``coords`` is an ordering of :data:`BESIROGLU2024_COORDS`.
+
+    Examples:
+      >>> from jscale.laws import chinchilla
+      >>> cov = chinchilla.besiroglu2024_covariance()
+      >>> float(cov[0, 0]) == chinchilla.BESIROGLU2024_COVARIANCE[2][2]  # log E
+      True
+    """
+    coords = tuple(coords)
+    if sorted(coords) != sorted(BESIROGLU2024_COORDS):
+        raise ValueError(
+            f"coords must be an ordering of {', '.join(BESIROGLU2024_COORDS)}; "
+            f"got {', '.join(map(str, coords))}"
+        )
+    order = [BESIROGLU2024_COORDS.index(c) for c in coords]
+    return np.asarray(BESIROGLU2024_COVARIANCE, np.float64)[np.ix_(order, order)]
+
 
 PRESETS = {p.name: p for p in (HOFFMANN2022, HOFFMANN2022_UNROUNDED, BESIROGLU2024)}

@@ -15,9 +15,9 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from .. import _checks
 from .._numerics import power_term
-from ._registry import Family
+from ._inputs import checked
+from ._registry import family
 
 
 class ComputeLawParams(NamedTuple):
@@ -34,6 +34,7 @@ class ComputeLawParams(NamedTuple):
     alpha: ArrayLike
 
 
+@checked
 def loss(params: ComputeLawParams, compute_flops: ArrayLike) -> jax.Array:
     """Loss ``A * C^-alpha`` for training compute ``C`` in FLOPs.
 
@@ -57,22 +58,10 @@ def loss(params: ComputeLawParams, compute_flops: ArrayLike) -> jax.Array:
       >>> float(compute.loss(p, 4.0))
       1.0
     """
-    c = _checks.check_positive("compute_flops", compute_flops)
-    valid = _checks.positive(c)
-    # Double where: a bad element is replaced by 1 before the log, so that its
-    # gradient (multiplied by the zero cotangent of the masked branch) stays finite.
-    c_safe = jnp.where(valid, c, 1.0)
-    value = power_term(jnp.log(params.A), params.alpha, jnp.log(c_safe))
-    return jnp.where(valid, value, jnp.nan)
+    return power_term(jnp.log(params.A), params.alpha, jnp.log(compute_flops))
 
 
-FAMILY = Family(
-    name="compute",
-    params_type=ComputeLawParams,
-    loss=loss,
-    inputs=("compute_flops",),
-    formula="L = A * C^-alpha (C in FLOPs)",
-)
+FAMILY = family("compute", ComputeLawParams, loss, "L = A * C^-alpha (C in FLOPs)")
 
 #: This family's presets live with the papers they come from (``kaplan2020-compute``
 #: in :mod:`jscale.laws.kaplan`).

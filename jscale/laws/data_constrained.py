@@ -43,9 +43,9 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from .. import _checks
 from .._numerics import power_term
-from ._registry import Family, Preset
+from ._inputs import checked
+from ._registry import Preset, family
 
 
 class DataConstrainedParams(NamedTuple):
@@ -137,6 +137,7 @@ def log_effective_params(params, log_n, log_u_d):
     return _log_decayed(log_n, log_unique_params(params, log_u_d), params.r_n_star)
 
 
+@checked
 def effective_data(
     params: DataConstrainedParams, n_tokens: ArrayLike, unique_tokens: ArrayLike
 ) -> jax.Array:
@@ -153,7 +154,7 @@ def effective_data(
       where an input is invalid.
 
     Raises:
-      ValueError: for concrete non-positive, NaN or infinite inputs, or shapes that
+      ValueError: for a concrete D or U that is not finite and > 0, or shapes that
         do not broadcast.
 
     Examples:
@@ -162,14 +163,11 @@ def effective_data(
       >>> round(float(dc.effective_data(p, 4e9, 1e9) / 1e9), 3)  # 4 epochs of 1B
       3.726
     """
-    valid, values = _checks.positive_inputs(
-        n_tokens=n_tokens, unique_tokens=unique_tokens
-    )
-    log_d, log_u = (jnp.log(v) for v in values)
-    value = jnp.exp(log_effective_data(params, log_d, log_u))
-    return jnp.where(valid, value, jnp.nan)
+    log_d, log_u = jnp.log(n_tokens), jnp.log(unique_tokens)
+    return jnp.exp(log_effective_data(params, log_d, log_u))
 
 
+@checked
 def effective_params(
     params: DataConstrainedParams, n_params: ArrayLike, unique_tokens: ArrayLike
 ) -> jax.Array:
@@ -189,8 +187,8 @@ def effective_params(
       input is invalid.
 
     Raises:
-      ValueError: for concrete non-positive, NaN or infinite inputs, or shapes that
-        do not broadcast.
+      ValueError: for a concrete N or U_D that is not finite and > 0, or shapes
+        that do not broadcast.
 
     Examples:
       >>> from jscale.laws import data_constrained as dc
@@ -200,14 +198,11 @@ def effective_params(
       >>> round(float(dc.effective_params(p, 8.67e9, 25e9) / 1e9), 2)
       5.77
     """
-    valid, values = _checks.positive_inputs(
-        n_params=n_params, unique_tokens=unique_tokens
-    )
-    log_n, log_u = (jnp.log(v) for v in values)
-    value = jnp.exp(log_effective_params(params, log_n, log_u))
-    return jnp.where(valid, value, jnp.nan)
+    log_n, log_u = jnp.log(n_params), jnp.log(unique_tokens)
+    return jnp.exp(log_effective_params(params, log_n, log_u))
 
 
+@checked
 def loss(
     params: DataConstrainedParams,
     n_params: ArrayLike,
@@ -248,27 +243,22 @@ def loss(
       >>> round(float(dc.loss(p, 8.67e9, 178e9, 25e9)), 4)
       2.227
     """
-    valid, values = _checks.positive_inputs(
-        n_params=n_params, n_tokens=n_tokens, unique_tokens=unique_tokens
-    )
-    log_n, log_d, log_u = (jnp.log(v) for v in values)
+    log_n, log_d, log_u = (jnp.log(v) for v in (n_params, n_tokens, unique_tokens))
     log_d_eff = log_effective_data(params, log_d, log_u)
     log_u_d = jnp.minimum(log_u, log_d)
     log_n_eff = log_effective_params(params, log_n, log_u_d)
-    value = (
+    return (
         params.E
         + power_term(jnp.log(params.A), params.alpha, log_n_eff)
         + power_term(jnp.log(params.B), params.beta, log_d_eff)
     )
-    return jnp.where(valid, value, jnp.nan)
 
 
-FAMILY = Family(
-    name="data-constrained",
-    params_type=DataConstrainedParams,
-    loss=loss,
-    inputs=("n_params", "n_tokens", "unique_tokens"),
-    formula=(
+FAMILY = family(
+    "data-constrained",
+    DataConstrainedParams,
+    loss,
+    (
         "L = E + A / N'^alpha + B / D'^beta; D' = U_D (1 + R_D* (1 - exp(-R_D/R_D*))), "
         "N' = U_N (1 + R_N* (1 - exp(-R_N/R_N*)))"
     ),

@@ -33,7 +33,7 @@ from jax.scipy.special import betaln, gammaln
 from jax.typing import ArrayLike
 
 from .. import _checks, accounting
-from .._numerics import broadcast
+from .._numerics import asfloat, broadcast
 
 
 class CoverageParams(NamedTuple):
@@ -50,21 +50,15 @@ class CoverageParams(NamedTuple):
     b: ArrayLike
 
 
-def _prepare(*specs) -> tuple[jax.Array, list[jax.Array], list[jax.Array]]:
-    """Check and broadcast ``(name, value, rule, safe)`` inputs.
-
-    Returns the validity mask, the inputs with invalid elements replaced by
-    ``safe`` (so gradients stay finite where the output is masked to NaN), and the
-    raw broadcast inputs.
-    """
-    arrays = [_checks.check_range(s[0], s[1], **s[2]) for s in specs]
-    _checks.check_shapes(**{s[0]: a for s, a in zip(specs, arrays, strict=True)})
-    arrays = broadcast(*arrays)
-    valid = jnp.ones(jnp.shape(arrays[0]), dtype=bool)
-    for s, a in zip(specs, arrays, strict=True):
-        valid = valid & _checks.in_range(a, **s[2])
-    safe = [jnp.where(valid, a, s[3]) for s, a in zip(specs, arrays, strict=True)]
-    return valid, safe, arrays
+#: Valid values of this module's inputs (the others are > 0), with the value that
+#: stands in for an invalid element (a pass@k triple with ``c <= n``, ``k <= n``).
+_RULES = {
+    "target": _checks.Range(upper=1.0, safe=0.5),
+    "n_samples": _checks.Range(lower=1.0, lower_inclusive=True, safe=2.0),
+    "n_correct": _checks.NONNEGATIVE,
+    "k": _checks.AT_LEAST_ONE,
+    "param_multiplier": _checks.AT_LEAST_ONE,
+}
 
 
 def _check_params(params: CoverageParams) -> None:
@@ -96,9 +90,8 @@ def coverage(params: CoverageParams, samples: ArrayLike) -> jax.Array:
       0.8187
     """
     _check_params(params)
-    valid, (k,), _ = _prepare(("samples", samples, {"lower": 0.0}, 1.0))
-    value = jnp.exp(params.a * jnp.exp(params.b * jnp.log(k)))
-    return jnp.where(valid, value, jnp.nan)
+    valid, (k,) = _checks.prepare(samples=samples)
+    return _checks.masked(valid, jnp.exp(params.a * jnp.exp(params.b * jnp.log(k))))
 
 
 def samples_for_coverage(params: CoverageParams, target: ArrayLike) -> jax.Array:
@@ -124,10 +117,10 @@ def samples_for_coverage(params: CoverageParams, target: ArrayLike) -> jax.Array
       100.0
     """
     _check_params(params)
-    valid, (c,), _ = _prepare(("target", target, {"lower": 0.0, "upper": 1.0}, 0.5))
+    valid, (c,) = _checks.prepare(_RULES, target=target)
     # log(-log c) - log(-a), divided by b; -log c > 0 on (0, 1).
     log_k = (jnp.log(-jnp.log(c)) - jnp.log(-jnp.asarray(params.a))) / params.b
-    return jnp.where(valid, jnp.exp(log_k), jnp.nan)
+    return _checks.masked(valid, jnp.exp(log_k))
 
 
 @jax.jit
@@ -189,12 +182,11 @@ def pass_at_k(n_samples: ArrayLike, n_correct: ArrayLike, k: ArrayLike) -> jax.A
       >>> round(float(inference.pass_at_k(200, 10, 10)), 4)
       0.4085
     """
-    valid, (n, c, kk), raw = _prepare(
-        ("n_samples", n_samples, {"lower": 1.0, "lower_inclusive": True}, 2.0),
-        ("n_correct", n_correct, {"lower": 0.0, "lower_inclusive": True}, 1.0),
-        ("k", k, {"lower": 1.0, "lower_inclusive": True}, 1.0),
+    valid, (n, c, kk) = _checks.prepare(
+        _RULES, n_samples=n_samples, n_correct=n_correct, k=k
     )
-    # Cross-argument conditions: c <= n and k <= n.
+    # Cross-argument conditions, on the inputs as given: c <= n and k <= n.
+    raw = broadcast(*(asfloat(x) for x in (n_samples, n_correct, k)))
     for name, x in (("n_correct", raw[1]), ("k", raw[2])):
         if _checks.is_concrete(x) and _checks.is_concrete(raw[0]):
             with jax.ensure_compile_time_eval():
@@ -203,8 +195,7 @@ def pass_at_k(n_samples: ArrayLike, n_correct: ArrayLike, k: ArrayLike) -> jax.A
                 raise ValueError(f"{name} must be <= n_samples; got {name} > n_samples")
     valid = valid & (raw[1] <= raw[0]) & (raw[2] <= raw[0])
     n, c, kk = (jnp.where(valid, v, s) for v, s in ((n, 2.0), (c, 1.0), (kk, 1.0)))
-    value = _pass_at_k_core(n, c, kk)
-    return jnp.where(valid, value, jnp.nan)
+    return jnp.where(valid, _pass_at_k_core(n, c, kk), jnp.nan)
 
 
 def inference_flops_per_query(
@@ -246,11 +237,10 @@ def inference_flops_per_query(
     per_token = accounting.inference_flops_per_token(
         n_params, n_layers, d_model, context
     )
-    valid, (per, tokens), _ = _prepare(
-        ("flops_per_token", per_token, {"lower": 0.0}, 1.0),
-        ("generated_tokens", generated_tokens, {"lower": 0.0}, 1.0),
+    valid, (per, tokens) = _checks.prepare(
+        flops_per_token=per_token, generated_tokens=generated_tokens
     )
-    return jnp.where(valid, per * tokens, jnp.nan)
+    return _checks.masked(valid, per * tokens)
 
 
 def matched_inference_multiplier(
@@ -276,25 +266,22 @@ def matched_inference_multiplier(
       jit for invalid elements.
 
     Raises:
-      ValueError: for concrete invalid inputs or shapes that do not broadcast.
+      ValueError: for a concrete M < 1, token counts not finite and > 0, or
+        shapes that do not broadcast.
 
     Examples:
       >>> from jscale.laws import inference
       >>> float(inference.matched_inference_multiplier(14.0, 1e12, 1e12))
       53.0
     """
-    valid, (m, d_pre, d_inf), _ = _prepare(
-        (
-            "param_multiplier",
-            param_multiplier,
-            {"lower": 1.0, "lower_inclusive": True},
-            1.0,
-        ),
-        ("pretrain_tokens", pretrain_tokens, {"lower": 0.0}, 1.0),
-        ("inference_tokens", inference_tokens, {"lower": 0.0}, 1.0),
+    valid, (m, d_pre, d_inf) = _checks.prepare(
+        _RULES,
+        param_multiplier=param_multiplier,
+        pretrain_tokens=pretrain_tokens,
+        inference_tokens=inference_tokens,
     )
     value = m + 3.0 * jnp.exp(jnp.log(d_pre) - jnp.log(d_inf)) * (m - 1.0)
-    return jnp.where(valid, value, jnp.nan)
+    return _checks.masked(valid, value)
 
 
 PRESETS: dict = {}

@@ -36,13 +36,17 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from .. import _checks
 from .._numerics import power_term
 from ..accounting import FLOPS_PER_PF_DAY
+from ..accounting import flops_to_pf_days as flops_to_pf_days
+from ..accounting import pf_days_to_flops as pf_days_to_flops
 from . import compute
-from ._registry import Family, Preset
+from ._inputs import checked
+from ._registry import Preset, family
 
-#: FLOPs in one PF-day: 1e15 FLOP/s for 86400 s (Kaplan 2020, Sec. 1.2 notation).
+#: FLOPs in one PF-day: 1e15 FLOP/s for 86400 s (Kaplan 2020, Sec. 1.2 notation);
+#: the conversions :func:`pf_days_to_flops` and :func:`flops_to_pf_days` live in
+#: :mod:`jscale.accounting` with the other units.
 PF_DAY_FLOPS = FLOPS_PER_PF_DAY
 
 
@@ -92,13 +96,12 @@ class KaplanStepsParams(NamedTuple):
     alpha_s: ArrayLike
 
 
-def _power_law(params: PowerLawParams, name: str, x: ArrayLike) -> jax.Array:
-    """``(X_c / X)^alpha`` as ``exp(alpha (log X_c - log X))``."""
-    valid, (x,) = _checks.positive_inputs(**{name: x})
-    value = jnp.exp(params.alpha * (jnp.log(params.x_c) - jnp.log(x)))
-    return jnp.where(valid, value, jnp.nan)
+def _power_law(params: PowerLawParams, x: jax.Array) -> jax.Array:
+    """``(X_c / X)^alpha`` as ``exp(alpha (log X_c - log X))``, no checks."""
+    return jnp.exp(params.alpha * (jnp.log(params.x_c) - jnp.log(x)))
 
 
+@checked
 def loss(params: KaplanParams, n_params: ArrayLike, n_tokens: ArrayLike) -> jax.Array:
     """Kaplan's joint law ``[(N_c/N)^(alpha_N/alpha_D) + D_c/D]^alpha_D`` (Eq. 4.1).
 
@@ -117,8 +120,8 @@ def loss(params: KaplanParams, n_params: ArrayLike, n_tokens: ArrayLike) -> jax.
       elements with a non-positive or non-finite N or D are NaN.
 
     Raises:
-      ValueError: for concrete non-positive, NaN or infinite N or D, or shapes that do
-        not broadcast.
+      ValueError: for a concrete N or D that is not finite and > 0, or shapes that
+        do not broadcast.
 
     Examples:
       >>> from jscale.laws import kaplan
@@ -126,13 +129,14 @@ def loss(params: KaplanParams, n_params: ArrayLike, n_tokens: ArrayLike) -> jax.
       >>> round(float(kaplan.loss(p, 1.5e9, 1e10)), 3)  # GPT-2-sized, 10B tokens
       2.373
     """
-    valid, (n, d) = _checks.positive_inputs(n_params=n_params, n_tokens=n_tokens)
-    log_n_term = (params.alpha_n / params.alpha_d) * (jnp.log(params.n_c) - jnp.log(n))
-    log_d_term = jnp.log(params.d_c) - jnp.log(d)
-    value = jnp.exp(params.alpha_d * jnp.logaddexp(log_n_term, log_d_term))
-    return jnp.where(valid, value, jnp.nan)
+    log_n_term = (params.alpha_n / params.alpha_d) * (
+        jnp.log(params.n_c) - jnp.log(n_params)
+    )
+    log_d_term = jnp.log(params.d_c) - jnp.log(n_tokens)
+    return jnp.exp(params.alpha_d * jnp.logaddexp(log_n_term, log_d_term))
 
 
+@checked
 def loss_n(params: PowerLawParams, n_params: ArrayLike) -> jax.Array:
     """Loss of converged models limited by size, ``(N_c/N)^alpha_N`` (Eq. 1.1).
 
@@ -151,57 +155,43 @@ def loss_n(params: PowerLawParams, n_params: ArrayLike) -> jax.Array:
       >>> round(float(kaplan.loss_n(kaplan.KAPLAN2020_N.params, 1e9)), 3)
       2.376
     """
-    return _power_law(params, "n_params", n_params)
+    return _power_law(params, n_params)
 
 
+@checked
 def loss_d(params: PowerLawParams, n_tokens: ArrayLike) -> jax.Array:
     """Loss of large models limited by data (early stopping), ``(D_c/D)^alpha_D``.
 
-    Kaplan 2020, Eq. 1.2.
-
-    Args:
-      params: ``PowerLawParams(x_c=D_c, alpha=alpha_D)``.
-      n_tokens: training tokens D (> 0), any shape.
-
-    Returns:
-      The loss in nats per token; NaN under ``jax.jit`` where D is invalid.
-
-    Raises:
-      ValueError: for concrete non-positive, NaN or infinite D.
+    Kaplan 2020, Eq. 1.2. As :func:`loss_n`, with ``params = PowerLawParams(x_c=D_c,
+    alpha=alpha_D)`` and training tokens D (> 0) in place of N.
 
     Examples:
       >>> from jscale.laws import kaplan
-      >>> round(float(kaplan.loss_d(kaplan.KAPLAN2020_D.params, 1e10)), 3)
+      >>> p = kaplan.KAPLAN2020_D.params  # D_c = 5.4e13, alpha_D = 0.095
+      >>> round(float(kaplan.loss_d(p, 1e10)), 3)
       2.262
     """
-    return _power_law(params, "n_tokens", n_tokens)
+    return _power_law(params, n_tokens)
 
 
+@checked
 def loss_compute(params: PowerLawParams, compute_pf_days: ArrayLike) -> jax.Array:
     """Loss on the compute-efficient frontier, ``(C_c/C_min)^alpha_C`` (Eq. 1.3).
 
-    Compute is non-embedding training compute in PF-days. For compute in FLOPs use
+    As :func:`loss_n`, with ``params = PowerLawParams(x_c=C_c, alpha=alpha_C)``
+    (C_c in PF-days; Kaplan's are :data:`COMPUTE_PF_DAYS`) and the non-embedding
+    training compute C_min in PF-days (> 0) in place of N. For compute in FLOPs use
     the preset ``"kaplan2020-compute"`` (the :mod:`~jscale.laws.compute` family).
-
-    Args:
-      params: ``PowerLawParams(x_c=C_c, alpha=alpha_C)``, C_c in PF-days; Kaplan's
-        are :data:`COMPUTE_PF_DAYS`.
-      compute_pf_days: compute C_min in PF-days (> 0), any shape.
-
-    Returns:
-      The loss in nats per token; NaN under ``jax.jit`` where C is invalid.
-
-    Raises:
-      ValueError: for concrete non-positive, NaN or infinite C.
 
     Examples:
       >>> from jscale.laws import kaplan
       >>> round(float(kaplan.loss_compute(kaplan.COMPUTE_PF_DAYS, 1.0)), 3)
       2.658
     """
-    return _power_law(params, "compute_pf_days", compute_pf_days)
+    return _power_law(params, compute_pf_days)
 
 
+@checked
 def loss_steps(
     params: KaplanStepsParams, n_params: ArrayLike, steps: ArrayLike
 ) -> jax.Array:
@@ -229,13 +219,12 @@ def loss_steps(
       >>> round(float(kaplan.loss_steps(kaplan.KAPLAN2020_STEPS.params, 1e9, 1e5)), 3)
       2.401
     """
-    valid, (n, s) = _checks.positive_inputs(n_params=n_params, steps=steps)
-    value = power_term(
-        params.alpha_n * jnp.log(params.n_c), params.alpha_n, jnp.log(n)
-    ) + power_term(params.alpha_s * jnp.log(params.s_c), params.alpha_s, jnp.log(s))
-    return jnp.where(valid, value, jnp.nan)
+    return power_term(
+        params.alpha_n * jnp.log(params.n_c), params.alpha_n, jnp.log(n_params)
+    ) + power_term(params.alpha_s * jnp.log(params.s_c), params.alpha_s, jnp.log(steps))
 
 
+@checked
 def critical_batch_size(
     loss: ArrayLike, b_star: ArrayLike = 2e8, alpha_b: ArrayLike = 0.21
 ) -> jax.Array:
@@ -262,76 +251,22 @@ def critical_batch_size(
       >>> f"{float(kaplan.critical_batch_size(3.0)):.3g}"
       '1.07e+06'
     """
-    valid, (loss_nats,) = _checks.positive_inputs(loss=loss)
-    value = jnp.exp(jnp.log(b_star) - jnp.log(loss_nats) / alpha_b)
-    return jnp.where(valid, value, jnp.nan)
+    return jnp.exp(jnp.log(b_star) - jnp.log(loss) / alpha_b)
 
 
-def _nonnegative(name: str, x: ArrayLike) -> tuple[jax.Array, jax.Array]:
-    x = _checks.check_range(name, x, lower=0.0, lower_inclusive=True)
-    return _checks.in_range(x, lower=0.0, lower_inclusive=True), x
-
-
-def pf_days_to_flops(compute_pf_days: ArrayLike) -> jax.Array:
-    """Compute in PF-days to FLOPs (times :data:`PF_DAY_FLOPS` = 8.64e19).
-
-    Raises:
-      ValueError: for concrete negative, NaN or infinite values.
-
-    Examples:
-      >>> from jscale.laws import kaplan
-      >>> f"{float(kaplan.pf_days_to_flops(2.0)):.4g}"
-      '1.728e+20'
-    """
-    valid, c = _nonnegative("compute_pf_days", compute_pf_days)
-    return jnp.where(valid, c * PF_DAY_FLOPS, jnp.nan)
-
-
-def flops_to_pf_days(compute_flops: ArrayLike) -> jax.Array:
-    """Compute in FLOPs to PF-days (divided by :data:`PF_DAY_FLOPS` = 8.64e19).
-
-    Raises:
-      ValueError: for concrete negative, NaN or infinite values.
-
-    Examples:
-      >>> from jscale.laws import kaplan
-      >>> f"{float(kaplan.flops_to_pf_days(8.64e21)):.4g}"
-      '100'
-    """
-    valid, c = _nonnegative("compute_flops", compute_flops)
-    return jnp.where(valid, c / PF_DAY_FLOPS, jnp.nan)
-
-
-FAMILY = Family(
-    name="kaplan",
-    params_type=KaplanParams,
-    loss=loss,
-    inputs=("n_params", "n_tokens"),
-    formula="L = [(N_c/N)^(alpha_N/alpha_D) + D_c/D]^alpha_D",
+FAMILY = family(
+    "kaplan", KaplanParams, loss, "L = [(N_c/N)^(alpha_N/alpha_D) + D_c/D]^alpha_D"
 )
 
-FAMILY_N = Family(
-    name="kaplan-n",
-    params_type=PowerLawParams,
-    loss=loss_n,
-    inputs=("n_params",),
-    formula="L = (N_c/N)^alpha_N",
-)
+FAMILY_N = family("kaplan-n", PowerLawParams, loss_n, "L = (N_c/N)^alpha_N")
 
-FAMILY_D = Family(
-    name="kaplan-d",
-    params_type=PowerLawParams,
-    loss=loss_d,
-    inputs=("n_tokens",),
-    formula="L = (D_c/D)^alpha_D",
-)
+FAMILY_D = family("kaplan-d", PowerLawParams, loss_d, "L = (D_c/D)^alpha_D")
 
-FAMILY_STEPS = Family(
-    name="kaplan-steps",
-    params_type=KaplanStepsParams,
-    loss=loss_steps,
-    inputs=("n_params", "steps"),
-    formula="L = (N_c/N)^alpha_N + (S_c/S_min)^alpha_S",
+FAMILY_STEPS = family(
+    "kaplan-steps",
+    KaplanStepsParams,
+    loss_steps,
+    "L = (N_c/N)^alpha_N + (S_c/S_min)^alpha_S",
 )
 
 _CITATION = (

@@ -30,24 +30,8 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from .. import _checks
-from .._numerics import broadcast
-from ._registry import Family, Preset
-
-_POSITIVE = {"lower": 0.0}
-# Post-training bits may be +inf (no quantization).
-_POST_BITS = {"lower": 0.0, "finite": False}
-
-
-def _prepare(*specs) -> tuple[jax.Array, list[jax.Array]]:
-    """Check, broadcast and sanitize ``(name, value, rule)`` inputs (NaN-safe)."""
-    arrays = [_checks.check_range(name, value, **rule) for name, value, rule in specs]
-    _checks.check_shapes(**{s[0]: a for s, a in zip(specs, arrays, strict=True)})
-    arrays = broadcast(*arrays)
-    valid = jnp.ones(jnp.shape(arrays[0]), dtype=bool)
-    for (_, _, rule), a in zip(specs, arrays, strict=True):
-        valid = valid & _checks.in_range(a, **rule)
-    return valid, [jnp.where(valid, a, 1.0) for a in arrays]
+from ._inputs import checked
+from ._registry import Preset, family
 
 
 def _log_one_minus_exp_neg(t: jax.Array) -> jax.Array:
@@ -114,6 +98,7 @@ def log_ptq_loss(params, log_n_eff, log_d, p_post):
     )
 
 
+@checked
 def effective_params(
     params: PrecisionParams,
     n_params: ArrayLike,
@@ -138,8 +123,8 @@ def effective_params(
       is invalid.
 
     Raises:
-      ValueError: for concrete non-positive, NaN or infinite inputs, or shapes that
-        do not broadcast.
+      ValueError: for a concrete N or bits that are not finite and > 0, or shapes
+        that do not broadcast.
 
     Examples:
       >>> from jscale.laws import precision
@@ -149,16 +134,11 @@ def effective_params(
       >>> round(float(precision.effective_params(p, 1e9, 4, 4, 4) / 1e9), 4)
       0.6389
     """
-    valid, (n, p_w, p_a, p_kv) = _prepare(
-        ("n_params", n_params, _POSITIVE),
-        ("weight_bits", weight_bits, _POSITIVE),
-        ("activation_bits", activation_bits, _POSITIVE),
-        ("kv_cache_bits", kv_cache_bits, _POSITIVE),
-    )
-    value = jnp.exp(log_effective_params(params, jnp.log(n), p_w, p_a, p_kv))
-    return jnp.where(valid, value, jnp.nan)
+    bits = (weight_bits, activation_bits, kv_cache_bits)
+    return jnp.exp(log_effective_params(params, jnp.log(n_params), *bits))
 
 
+@checked
 def ptq_degradation(
     params: PrecisionParams,
     n_params: ArrayLike,
@@ -187,7 +167,8 @@ def ptq_degradation(
       ``jax.jit`` where an input is invalid.
 
     Raises:
-      ValueError: for concrete invalid inputs or shapes that do not broadcast.
+      ValueError: for a concrete N, D or training precision not finite and > 0,
+        P_post <= 0 or NaN, or shapes that do not broadcast.
 
     Examples:
       >>> from jscale.laws import precision
@@ -197,19 +178,12 @@ def ptq_degradation(
       >>> float(precision.ptq_degradation(p, 1e9, 2e10, float("inf")))
       0.0
     """
-    valid, (n, d, p_post, p_w, p_a, p_kv) = _prepare(
-        ("n_params", n_params, _POSITIVE),
-        ("n_tokens", n_tokens, _POSITIVE),
-        ("post_train_bits", post_train_bits, _POST_BITS),
-        ("weight_bits", weight_bits, _POSITIVE),
-        ("activation_bits", activation_bits, _POSITIVE),
-        ("kv_cache_bits", kv_cache_bits, _POSITIVE),
-    )
-    log_n_eff = log_effective_params(params, jnp.log(n), p_w, p_a, p_kv)
-    value = jnp.exp(log_ptq_loss(params, log_n_eff, jnp.log(d), p_post))
-    return jnp.where(valid, value, jnp.nan)
+    bits = (weight_bits, activation_bits, kv_cache_bits)
+    log_n_eff = log_effective_params(params, jnp.log(n_params), *bits)
+    return jnp.exp(log_ptq_loss(params, log_n_eff, jnp.log(n_tokens), post_train_bits))
 
 
+@checked
 def loss(
     params: PrecisionParams,
     n_params: ArrayLike,
@@ -239,7 +213,8 @@ def loss(
       elements with an invalid input are NaN.
 
     Raises:
-      ValueError: for concrete invalid inputs or shapes that do not broadcast.
+      ValueError: for concrete N, D or training bits that are not finite and > 0,
+        post-training bits <= 0 or NaN, or shapes that do not broadcast.
 
     Examples:
       >>> from jscale.laws import precision
@@ -249,25 +224,18 @@ def loss(
       >>> round(float(precision.loss(p, 1e9, 2e10, 4, 4, 4)), 4)  # trained in 4 bits
       3.0861
     """
-    valid, (n, d, p_w, p_a, p_kv, p_post) = _prepare(
-        ("n_params", n_params, _POSITIVE),
-        ("n_tokens", n_tokens, _POSITIVE),
-        ("weight_bits", weight_bits, _POSITIVE),
-        ("activation_bits", activation_bits, _POSITIVE),
-        ("kv_cache_bits", kv_cache_bits, _POSITIVE),
-        ("post_train_bits", post_train_bits, _POST_BITS),
-    )
-    log_d = jnp.log(d)
-    log_n_eff = log_effective_params(params, jnp.log(n), p_w, p_a, p_kv)
-    value = (
+    log_d = jnp.log(n_tokens)
+    bits = (weight_bits, activation_bits, kv_cache_bits)
+    log_n_eff = log_effective_params(params, jnp.log(n_params), *bits)
+    return (
         jnp.exp(jnp.log(params.A) - params.alpha * log_n_eff)
         + jnp.exp(jnp.log(params.B) - params.beta * log_d)
         + params.E
-        + jnp.exp(log_ptq_loss(params, log_n_eff, log_d, p_post))
+        + jnp.exp(log_ptq_loss(params, log_n_eff, log_d, post_train_bits))
     )
-    return jnp.where(valid, value, jnp.nan)
 
 
+@checked
 def training_cost(
     n_params: ArrayLike, n_tokens: ArrayLike, bits: ArrayLike = 16.0
 ) -> jax.Array:
@@ -285,34 +253,22 @@ def training_cost(
       The cost with the broadcast shape; NaN under jit for invalid elements.
 
     Raises:
-      ValueError: for concrete invalid inputs or shapes that do not broadcast.
+      ValueError: for a concrete N, D or P not finite and > 0, or shapes that do
+        not broadcast.
 
     Examples:
       >>> from jscale.laws import precision
       >>> f"{float(precision.training_cost(1e9, 2e10, 8)):.3g}"
       '6e+19'
     """
-    valid, (n, d, p) = _prepare(
-        ("n_params", n_params, _POSITIVE),
-        ("n_tokens", n_tokens, _POSITIVE),
-        ("bits", bits, _POSITIVE),
-    )
-    return jnp.where(valid, (6.0 / 16.0) * n * d * p, jnp.nan)
+    return (6.0 / 16.0) * n_params * n_tokens * bits
 
 
-FAMILY = Family(
-    name="precision",
-    params_type=PrecisionParams,
-    loss=loss,
-    inputs=(
-        "n_params",
-        "n_tokens",
-        "weight_bits",
-        "activation_bits",
-        "kv_cache_bits",
-        "post_train_bits",
-    ),
-    formula=(
+FAMILY = family(
+    "precision",
+    PrecisionParams,
+    loss,
+    (
         "L = A N_eff^-alpha + B D^-beta + E + C_T D^gamma_D N_eff^-gamma_N "
         "exp(-P_post/gamma_post); N_eff = N prod_x (1 - exp(-P_x/gamma_x)), "
         "x in {w, a, kv}"

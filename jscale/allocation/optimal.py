@@ -7,25 +7,23 @@ from jax.typing import ArrayLike
 from .. import accounting
 from ..laws import Preset, chinchilla, data_constrained, kaplan
 from ..laws import precision as precision_law
-from ._core import (
-    AllocationResult,
-    chinchilla_optimal,
-    data_constrained_optimal,
-    dense_optimal,
-    inference_budget_optimal,
-    inference_target_optimal,
-    kaplan_optimal,
-)
+from .closed_forms import chinchilla_optimal, kaplan_optimal
+from .data_constrained import data_constrained_optimal
+from .dense import dense_optimal
+from .inference import inference_budget_optimal, inference_target_optimal
 from .moe import moe_optimal
 from .precision import precision_optimal
 from .quality import quality_optimal
+from .results import AllocationResult
 
 #: The discrete training-precision menu of Kumar et al. 2024's study (Sec. 4.3).
 PRECISION_MENU = ("bf16", "fp8", "int4")
 
 
 def _training_bits(precision) -> dict:
-    """``precision_optimal`` keywords for a precision option."""
+    """``precision_optimal`` keywords for a training-precision option: ``None`` or
+    ``"auto"`` (a decision), ``"menu"`` or a tuple of names (a choice among them),
+    a number format's name or a number of bits (fixed)."""
     if precision is None or precision == "auto":
         return {}
     if precision == "menu":
@@ -59,6 +57,8 @@ def optimal(
     memory_gb: ArrayLike | None = None,
     devices: ArrayLike = 1.0,
     precision: str | float | tuple | None = None,
+    memory_bytes: ArrayLike | None = None,
+    training_bits: str | float | tuple | None = None,
 ) -> AllocationResult:
     """The optimal allocation for a named law, in the scenario the options select.
 
@@ -80,13 +80,15 @@ def optimal(
       ``unique_tokens``.
     - MoE laws (``moe-*`` presets): active parameters, experts (and granularity)
       and tokens (:func:`~jscale.allocation.moe_optimal`); ``experts`` fixes E,
-      ``max_experts`` bounds it, ``memory_gb`` x ``devices`` caps the memory of
-      the weights plus the KV cache at ``precision`` (default ``"bf16"``).
+      ``max_experts`` bounds it, ``memory_gb`` (or ``memory_bytes``) x ``devices``
+      caps the memory of the weights plus the KV cache at the number format
+      ``precision`` (default ``"bf16"``).
     - The precision law (``precision-kumar2024``): the training precision is a
-      decision (:func:`~jscale.allocation.precision_optimal`): ``precision=None``
-      or ``"auto"`` chooses continuous bits, ``"menu"`` the best of BF16 / FP8 /
-      INT4 (or give a tuple of names), a name (``"fp8"``) or a number of bits
-      fixes it.
+      decision (:func:`~jscale.allocation.precision_optimal`):
+      ``training_bits=None`` or ``"auto"`` chooses continuous bits, ``"menu"``
+      the best of BF16 / FP8 / INT4 (or give a tuple of names), a name
+      (``"fp8"``) or a number of bits fixes it. ``precision=`` takes the same
+      values for this law (its name before ``training_bits``).
 
     Args:
       law: a preset name from :mod:`jscale.laws` or a :class:`~jscale.laws.Preset`.
@@ -97,8 +99,10 @@ def optimal(
       target_loss: the loss to reach.
       quality: value of a training token in reference tokens (> 0).
       experts, max_experts, memory_gb, devices: MoE options.
-      precision: the training precision (precision law) or the number format of
-        weights and KV cache (MoE memory).
+      precision: the number format of weights and KV cache (MoE memory); for the
+        precision law, the training precision (as ``training_bits``).
+      memory_bytes: the MoE memory per device in bytes, instead of ``memory_gb``.
+      training_bits: the training precision (precision law).
 
     Returns:
       An :class:`AllocationResult`.
@@ -118,12 +122,22 @@ def optimal(
     inputs = preset.family.inputs
     is_moe = family.startswith("moe-")
     is_precision = family == precision_law.FAMILY.name
+    if training_bits is not None:
+        if not is_precision:
+            raise ValueError(
+                "training_bits applies to the precision law (precision-kumar2024); "
+                f"{preset.name!r} is of family {family!r}"
+            )
+        _refuse("precision", precision, "and training_bits: give one of them")
+        precision = training_bits
+    moe_only = (
+        ("experts", experts),
+        ("max_experts", max_experts),
+        ("memory_gb", memory_gb),
+        ("memory_bytes", memory_bytes),
+    )
     if not (is_moe or is_precision):
-        for name, value in (
-            ("experts", experts),
-            ("max_experts", max_experts),
-            ("memory_gb", memory_gb),
-        ):
+        for name, value in moe_only:
             _refuse(
                 name,
                 value,
@@ -156,15 +170,12 @@ def optimal(
                 compute_flops,
                 experts=experts,
                 max_experts=max_experts,
+                memory_bytes=memory_bytes,
                 memory_gb=memory_gb,
                 devices=devices,
                 precision="bf16" if precision is None else precision,
             )
-        for name, value in (
-            ("experts", experts),
-            ("max_experts", max_experts),
-            ("memory_gb", memory_gb),
-        ):
+        for name, value in moe_only:
             _refuse(name, value, "applies only to MoE laws")
         return precision_optimal(
             preset.params, compute_flops, **_training_bits(precision)
@@ -198,14 +209,14 @@ def optimal(
             preset, compute_flops, quality, unique_tokens, max_epochs
         )
     params = preset.params
-    loss_fn = preset.family.loss
+    law_fn = preset.family.loss
     extra = ()
     if is_dc:
         if unique_tokens is None:
             params = chinchilla.ChinchillaParams(
                 params.E, params.A, params.B, params.alpha, params.beta
             )
-            loss_fn = chinchilla.loss
+            law_fn = chinchilla.loss
         else:
             extra = (unique_tokens,)
     if target_loss is not None:
@@ -217,19 +228,19 @@ def optimal(
         if max_epochs is not None:
             raise ValueError("max_epochs is not supported with target_loss")
         t = 0.0 if inference_tokens is None else inference_tokens
-        return inference_target_optimal(loss_fn, params, target_loss, t, *extra)
+        return inference_target_optimal(law_fn, params, target_loss, t, *extra)
     if compute_flops is None:
         raise ValueError("give compute_flops (a budget) or target_loss")
     if inference_tokens is not None:
         if max_epochs is not None:
             raise ValueError("max_epochs is not supported with inference_tokens")
         return inference_budget_optimal(
-            loss_fn, params, compute_flops, inference_tokens, *extra
+            law_fn, params, compute_flops, inference_tokens, *extra
         )
     if extra:
         return data_constrained_optimal(params, compute_flops, *extra, max_epochs)
-    if loss_fn is chinchilla.loss:
+    if law_fn is chinchilla.loss:
         return chinchilla_optimal(params, compute_flops)
-    if loss_fn is kaplan.loss:
+    if law_fn is kaplan.loss:
         return kaplan_optimal(params, compute_flops)
-    return dense_optimal(loss_fn, params, compute_flops)
+    return dense_optimal(law_fn, params, compute_flops)
