@@ -55,6 +55,19 @@ def _colors(k: int):
     return [cmap(0.1 + 0.8 * i / max(k - 1, 1)) for i in range(k)]
 
 
+def _finish(ax, xlabel, ylabel, title, *, logy: bool = False, ncols: int = 1):
+    """Log x (and y) axes, labels, a small title, legend and major grid."""
+    ax.set_xscale("log")
+    if logy:
+        ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=7, ncols=ncols, frameon=False)
+    ax.grid(True, which="major", alpha=0.3)
+    return ax.figure
+
+
 def save(fig, path: str | os.PathLike, *, dpi: int = 150) -> str:
     """Write ``fig`` to ``path``; the format follows the suffix (PNG, SVG or PDF).
 
@@ -113,13 +126,8 @@ def isoflop_curves(
     for i, color in enumerate(_colors(len(c))):
         ax.plot(n, loss[i], color=color, lw=1.4, label=f"{c[i]:.3g} FLOPs")
         ax.plot(n_opt[i], float(best.loss[i]), "o", color=color, ms=4)
-    ax.set_xscale("log")
-    ax.set_xlabel("parameters N")
-    ax.set_ylabel("loss (nats/token)")
-    ax.set_title(f"isoFLOP curves: {preset.name}", fontsize=10)
-    ax.legend(fontsize=7, ncols=2, frameon=False)
-    ax.grid(True, which="major", alpha=0.3)
-    return fig
+    title = f"isoFLOP curves: {preset.name}"
+    return _finish(ax, "parameters N", "loss (nats/token)", title, ncols=2)
 
 
 def loss_contours(
@@ -274,13 +282,12 @@ def epochs_curve(
         best = allocation.optimal(preset, compute_flops, unique_tokens=ui)
         ax.plot(float(best.epochs), float(best.loss), "o", color=color, ms=4)
     ax.axvline(1.0, color="0.6", lw=0.8, ls=":")
-    ax.set_xscale("log")
-    ax.set_xlabel("epochs D / U")
-    ax.set_ylabel("loss (nats/token)")
-    ax.set_title(f"{compute_flops:.3g} FLOPs: {preset.name}", fontsize=10)
-    ax.legend(fontsize=7, frameon=False)
-    ax.grid(True, which="major", alpha=0.3)
-    return fig
+    return _finish(
+        ax,
+        "epochs D / U",
+        "loss (nats/token)",
+        f"{compute_flops:.3g} FLOPs: {preset.name}",
+    )
 
 
 def inference_shift(
@@ -318,14 +325,13 @@ def inference_shift(
         label="D* / D* without inference",
     )
     ax.axhline(1.0, color="0.6", lw=0.8, ls=":")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("lifetime inference tokens")
-    ax.set_ylabel("ratio to the training-only optimum")
-    ax.set_title(f"{compute_flops:.3g} lifetime FLOPs: {preset.name}", fontsize=10)
-    ax.legend(fontsize=7, frameon=False)
-    ax.grid(True, which="major", alpha=0.3)
-    return fig
+    return _finish(
+        ax,
+        "lifetime inference tokens",
+        "ratio to the training-only optimum",
+        f"{compute_flops:.3g} lifetime FLOPs: {preset.name}",
+        logy=True,
+    )
 
 
 def moe_frontier(

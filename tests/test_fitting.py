@@ -379,15 +379,13 @@ def test_one_compile_serves_many_bootstraps():
         first = fitting.bootstrap(jax.random.key(1), data, num_draws=8, init=full)
         before = _solve_resamples._cache_size()
         fitting.bootstrap(jax.random.key(2), data, num_draws=8, init=full)
-        fitting.bootstrap(jax.random.key(3), data, num_draws=8, init=full)
-        # the deprecated keyword num_resamples (jscale.cli still uses it)
-        old = fitting.bootstrap(jax.random.key(1), data, num_resamples=8, init=full)
+        again = fitting.bootstrap(jax.random.key(1), data, num_draws=8, init=full)
     assert _solve_resamples._cache_size() == before
-    np.testing.assert_array_equal(np.asarray(old.fits.theta), first.fits.theta)
+    np.testing.assert_array_equal(np.asarray(again.fits.theta), first.fits.theta)
     with pytest.raises(ValueError, match="num_draws must be a whole number >= 2"):
         fitting.bootstrap(jax.random.key(1), data, num_draws=1, init=full)
-    with pytest.raises(ValueError, match="num_resamples must be a whole number"):
-        fitting.bootstrap(jax.random.key(1), data, num_resamples=1, init=full)
+    with pytest.raises(TypeError, match="num_resamples"):  # the old name is gone
+        fitting.bootstrap(jax.random.key(1), data, num_resamples=8, init=full)
 
 
 def test_damped_newton_solver_of_the_fits():

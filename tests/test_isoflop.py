@@ -13,7 +13,7 @@ import pytest
 from _reference import minimize_bounded
 from conftest import X64, rtol
 
-from jscale import isoflop
+from jscale import _status, isoflop
 from jscale.isoflop.approach2 import _power_law
 from jscale.laws import chinchilla
 
@@ -55,6 +55,7 @@ def test_minimum_matches_closed_form(params):
     np.testing.assert_allclose(m.n_params, closed_form_n(params, c), rtol=ARGMIN_RTOL)
     np.testing.assert_allclose(6 * m.n_params * m.n_tokens, c, rtol=10 * rtol())
     assert not np.any(m.at_bound)
+    assert np.all(np.asarray(m.status) == _status.CONVERGED)
 
 
 def test_minimum_matches_scipy_on_random_laws():
@@ -93,6 +94,7 @@ def test_minimum_flags_bound():
         chinchilla.loss, P, 1e22, min_tokens_per_param=1e3, max_tokens_per_param=1e4
     )
     assert bool(m.at_bound)
+    assert _status.name(m.status) == "at_bound"
 
 
 def test_law_as_preset_name_or_preset_or_function():
@@ -354,11 +356,8 @@ def test_approach2_bootstrap_matches_refits_on_its_resamples():
     np.testing.assert_array_equal(np.asarray(few.weights), counts[:16])
     with pytest.raises(ValueError, match="num_draws must be a whole number >= 2"):
         isoflop.approach2_bootstrap(key, *args, num_draws=1)
-    # the deprecated keyword num_resamples (jscale.cli still uses it) is num_draws
-    old = isoflop.approach2_bootstrap(key, *args, num_resamples=16)
-    np.testing.assert_array_equal(np.asarray(old.a), np.asarray(few.a))
-    with pytest.raises(ValueError, match="num_resamples must be a whole number"):
-        isoflop.approach2_bootstrap(key, *args, num_resamples=1)
+    with pytest.raises(TypeError, match="num_resamples"):  # the old name is gone
+        isoflop.approach2_bootstrap(key, *args, num_resamples=16)
 
 
 # Porian et al. 2024 (arXiv:2406.19146): isoFLOP runs and the authors' optima,

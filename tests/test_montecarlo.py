@@ -573,18 +573,17 @@ def test_propagate_errors_name_the_argument():
         montecarlo.propagate(KEY, lambda u: u, (0.0, 1.0), 10)
 
 
-def test_key_comes_first_and_the_old_order_gives_the_same_bits():
-    # propagate and sobol take the key first; the old order (fn, dist, key),
-    # which the CLI still passes, is read as the same call.
+def test_key_comes_first():
+    # propagate and sobol take the key first, as every random function in jscale;
+    # the old order (fn, dist, key) is refused with a message, not misread.
     d = montecarlo.Uniform(0.0, 1.0)
-    new = montecarlo.propagate(KEY, lambda u: u, d, BLOCK)
-    old = montecarlo.propagate(lambda u: u, d, KEY, BLOCK)
-    assert states_equal(new.state, old.state)
+    with pytest.raises(ValueError, match="dist must be"):
+        montecarlo.propagate(lambda u: u, d, KEY, BLOCK)
     box = montecarlo.Uniform((0.0,) * 2, (1.0,) * 2)
     a = montecarlo.sobol(KEY, lambda x: x[0] * x[1], box, 64)
-    b = montecarlo.sobol(lambda x: x[0] * x[1], box, KEY, 64)
-    np.testing.assert_array_equal(a.first_order, b.first_order)
-    assert a.num_draws == a.num_samples == 64  # num_samples: the old name
+    assert a.num_draws == 64
+    with pytest.raises(ValueError, match="dist must be"):
+        montecarlo.sobol(lambda x: x[0] * x[1], box, KEY, 64)
     with pytest.raises(ValueError, match="num_draws must be a whole number >= 2"):
         montecarlo.sobol(KEY, lambda x: x[0], box, 2.5)
 

@@ -196,17 +196,12 @@ def bisect(
 
 
 def implicit_root(
-    fn: Callable,
-    theta: Any,
-    lower: jax.Array,
-    upper: jax.Array,
-    points: jax.Array,
-    *,
-    max_steps: int,
-    rtol: float | None = None,
-    flat: jax.Array | float = 0.0,
+    fn: Callable, theta: Any, lower, upper, points, **options
 ) -> RootResult:
     """:func:`root_scalar`, with ``x`` differentiable in ``theta`` and the bracket.
+
+    Takes :func:`root_scalar`'s arguments (``options``: ``max_steps``, ``rtol``,
+    ``flat``) and returns its :class:`RootResult`.
 
     The root is found on stopped gradients; then ``x`` takes the derivatives of the
     root of ``fn(x, theta) = 0`` (:func:`jscale._solver.implicit`) in the interior,
@@ -225,10 +220,7 @@ def implicit_root(
       (2.0, 0.083333)
     """
     sg = jax.lax.stop_gradient
-    r = root_scalar(
-        fn, sg(theta), sg(lower), sg(upper), sg(points), max_steps=max_steps,
-        rtol=rtol, flat=flat,
-    )  # fmt: skip
+    r = root_scalar(fn, sg(theta), sg(lower), sg(upper), sg(points), **options)
     x = implicit(fn, r.x, theta)
     x = jnp.where(r.at_lower, lower, jnp.where(r.at_upper, upper, x))
     return r._replace(x=x)

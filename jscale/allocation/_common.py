@@ -78,14 +78,7 @@ def check(name: str, value, rule: _checks.Range) -> jax.Array:
     if _checks.is_concrete(value):
         v = np.asarray(value)
         if np.issubdtype(v.dtype, np.number):
-            ok = ~np.isnan(v)
-            if rule.finite:
-                ok &= np.isfinite(v)
-            if rule.lower is not None:
-                ok &= (v >= rule.lower) if rule.lower_inclusive else (v > rule.lower)
-            if rule.upper is not None:
-                ok &= (v <= rule.upper) if rule.upper_inclusive else (v < rule.upper)
-            if bool(np.all(ok)):
+            if bool(np.all(_checks.in_range(v, **_bounds(rule)))):
                 return asfloat(value)
     return _checks.check_range(name, value, **_bounds(rule))
 

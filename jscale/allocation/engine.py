@@ -241,18 +241,18 @@ def budget_scenario(
         inf_flops = 2.0 * jnp.exp(x) * t
         scenario["inference_flops"] = inf_flops
         scenario["lifetime_flops"] = train + inf_flops
+    return _result(
+        batch, status, x, log_d, loss, train, iters, gnorm, violation, scenario
+    )
+
+
+def _result(batch, status, x, log_d, *outputs) -> AllocationResult:
+    """:func:`assemble` for a kernel in ``(log N, log D)``; ``outputs`` is ``loss,
+    compute, iterations, grad_norm, violation`` and a dict of scenario fields."""
+    *numbers, scenario = outputs
+    n, d = jnp.exp(x), jnp.exp(log_d)
     return assemble(
-        status,
-        jnp.exp(x),
-        jnp.exp(log_d),
-        loss,
-        train,
-        iters,
-        gnorm,
-        violation,
-        valid=valid,
-        shape=batch.shape,
-        **scenario,
+        status, n, d, *numbers, valid=batch.valid, shape=batch.shape, **scenario
     )
 
 
@@ -342,17 +342,5 @@ def target_scenario(
     violation = jnp.abs(loss - target) / jnp.abs(target)
     inf_flops = 2.0 * jnp.exp(x) * t
     train = jnp.exp(x + y + LOG6)
-    return assemble(
-        status,
-        jnp.exp(x),
-        jnp.exp(y),
-        loss,
-        train,
-        iters,
-        gnorm,
-        violation,
-        valid=valid,
-        shape=batch.shape,
-        inference_flops=inf_flops,
-        lifetime_flops=train + inf_flops,
-    )
+    scenario = dict(inference_flops=inf_flops, lifetime_flops=train + inf_flops)
+    return _result(batch, status, x, y, loss, train, iters, gnorm, violation, scenario)

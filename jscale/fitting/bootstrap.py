@@ -181,7 +181,6 @@ def bootstrap(
     irls_steps: int | None = None,
     max_steps: int = 300,
     ftol: float | None = None,
-    num_resamples: int | None = None,
 ) -> BootstrapResult:
     """Bootstrap the fit: refit on multinomial resamples, all in one batch.
 
@@ -205,15 +204,11 @@ def bootstrap(
         ``num_draws`` are ignored), e.g. to reuse another study's resamples.
       irls_steps: IRLS steps before Newton steps (default 0 for ``"huber"``:
         Newton from the warm start; all IRLS for ``"ml"``).
-      num_resamples: deprecated spelling of ``num_draws`` (still accepted).
 
     Returns:
       A :class:`BootstrapResult`: standard errors, percentile intervals, and the
       fitted laws with a leading axis of K.
     """
-    draws_name = "num_draws"
-    if num_resamples is not None:  # the deprecated keyword
-        num_draws, draws_name = num_resamples, "num_resamples"
     model = get_model(law)
     _check_objective(objective, delta)
     if not 0.0 < confidence < 1.0:
@@ -228,7 +223,7 @@ def bootstrap(
                 f"weights must have shape (K, {num}) with K >= 2; got {weights.shape}"
             )
         num_draws = weights.shape[0]
-    K = _checks.check_whole(draws_name, num_draws, minimum=2)
+    K = _checks.check_whole("num_draws", num_draws, minimum=2)
     options = dict(
         objective=objective, delta=delta, freeze=freeze, tie=tie, bounds=bounds
     )

@@ -140,7 +140,6 @@ def approach2_bootstrap(
     *,
     num_draws: int = 1000,
     confidence: float = 0.95,
-    num_resamples: int | None = None,
 ) -> Approach2Bootstrap:
     """Bootstrap intervals on Approach 2's exponents, resampling within budgets.
 
@@ -157,7 +156,6 @@ def approach2_bootstrap(
         :func:`~jscale.isoflop.approach2`.
       num_draws: B, the number of resamples (>= 2).
       confidence: coverage of the percentile intervals (0 < confidence < 1).
-      num_resamples: deprecated spelling of ``num_draws`` (still accepted).
 
     Returns:
       An :class:`Approach2Bootstrap`.
@@ -175,11 +173,8 @@ def approach2_bootstrap(
       >>> bool(bs.low_a <= 0.28 / 0.62 <= bs.high_a)
       True
     """
-    draws_name = "num_draws"
-    if num_resamples is not None:  # the deprecated keyword
-        num_draws, draws_name = num_resamples, "num_resamples"
     c, n, y, w = _approach2_inputs(compute_flops, n_params, loss, weights)
-    num_draws = _checks.check_whole(draws_name, num_draws, minimum=2)
+    num_draws = _checks.check_whole("num_draws", num_draws, minimum=2)
     if not 0.0 < confidence < 1.0:
         raise ValueError(f"confidence must be in (0, 1); got {confidence}")
     counts = within_budget_weights(key, w, num_draws).astype(w.dtype)

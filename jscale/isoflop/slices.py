@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from .. import _checks, laws
+from .. import _checks, _status, laws
 from .._numerics import broadcast
 from .._solver import bisect
 
@@ -46,12 +46,15 @@ class IsoFLOPMinimum(NamedTuple):
       n_params, n_tokens, loss: the minimizer and its loss, one per budget.
       at_bound: True where the minimum sits at the edge of the searched range of
         tokens per parameter (the true optimum may lie outside it).
+      status: :mod:`jscale._status` code: ``CONVERGED``, ``AT_BOUND`` (as
+        ``at_bound``) or ``NONFINITE`` (the loss is not finite at the minimum).
     """
 
     n_params: jax.Array
     n_tokens: jax.Array
     loss: jax.Array
     at_bound: jax.Array
+    status: jax.Array
 
 
 def _law(law: str | laws.Preset | LossFn, params: Any) -> tuple[LossFn, Any]:
@@ -136,7 +139,10 @@ def _isoflop_minimum(
         slope = jax.grad(f)
         log_n = bisect(lambda x, _: slope(x), None, a, b, num_steps=num_iters)
         at_bound = (i == 0) | (i == num_grid - 1)
-        return jnp.exp(log_n), jnp.exp(log_c6 - log_n), f(log_n), at_bound
+        loss = f(log_n)
+        status = jnp.where(at_bound, _status.AT_BOUND, _status.CONVERGED)
+        status = jnp.where(jnp.isfinite(loss), status, _status.NONFINITE)
+        return jnp.exp(log_n), jnp.exp(log_c6 - log_n), loss, at_bound, status
 
     log_c6 = jnp.log(compute_flops) - _LOG6
     return jax.vmap(one)(log_c6, *args)

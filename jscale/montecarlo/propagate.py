@@ -189,15 +189,7 @@ def _chunk_part(part, state, x, s_hi, s_lo, n_hi, n_lo):
 
 
 def _arguments(key, fn, dist):
-    """``(key, fn, dist)`` checked, from a call in either order.
-
-    Transitional: callers outside :mod:`jscale.montecarlo` (the CLI) still pass
-    the old order ``(fn, dist, key)``; a key is never callable and a function
-    always is, so the order is unambiguous. Remove once every caller passes the
-    key first.
-    """
-    if callable(key) and not callable(fn):
-        key, fn, dist = dist, key, fn
+    """``(key, fn, dist)`` after checking ``fn`` and ``dist``."""
     _check_distribution(dist)
     if not callable(fn):
         raise ValueError(f"fn must be callable; got {type(fn).__name__}")

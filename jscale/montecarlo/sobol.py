@@ -46,11 +46,6 @@ class SobolResult(NamedTuple):
     dropped: np.ndarray
     confidence: float
 
-    @property
-    def num_samples(self) -> int:
-        """Old name of :attr:`num_draws` (the CLI still reads it)."""
-        return self.num_draws
-
 
 def _jansen(fa, fb, fab):
     """Jansen 1999 estimators (Saltelli et al. 2010, Table 2) from row values.

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 from jax.typing import ArrayLike
 
 from .. import laws
@@ -51,10 +50,6 @@ def law_uncertainty(law: str | laws.Preset, *, log_sd: ArrayLike | None = None):
             "the standard deviation of each log-parameter, for independent "
             "log-normals"
         )
-    coords = ("log_E", "log_A", "log_B", "alpha", "beta")  # ChinchillaParams order
-    order = [chinchilla.BESIROGLU2024_COORDS.index(c) for c in coords]
-    cov = np.asarray(chinchilla.BESIROGLU2024_COVARIANCE, np.float64)
+    cov = chinchilla.besiroglu2024_covariance()  # in ChinchillaParams' order
     log = chinchilla.ChinchillaParams(True, True, True, False, False)
-    return MultivariateNormal.from_covariance(
-        preset.params, cov[np.ix_(order, order)], log=log
-    )
+    return MultivariateNormal.from_covariance(preset.params, cov, log=log)

@@ -10,19 +10,18 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ... import _solver
+from ... import _solver, accounting
 from ...laws import moe as moe_laws
 from .._common import AT_LEAST_ONE, assemble, raise_if_infeasible
-from ..results import AllocationResult
 
-_LOG6 = math.log(6.0)
-_LN10 = math.log(10.0)
+LOG6 = math.log(6.0)
+LN10 = math.log(10.0)
 #: Newton steps of the log-space polynomial roots (quadratic convergence from an
 #: upper bound at most log(3) away: 16 is several times what float64 needs).
 _ROOT_STEPS = 16
 #: Width of a block (d_model = 64 n_blocks) and the smallest model: one block.
-_WIDTH = 64.0
-_LOG_WIDTH = math.log(_WIDTH)
+WIDTH = 64.0
+LOG_WIDTH = math.log(WIDTH)
 
 #: Family defaults for the bound on experts per routed layer (Ludziejewski 2025 fit
 #: E <= 32, their Table 2's ">= 32" column; Clark 2022 trained up to 512 experts;
@@ -49,7 +48,7 @@ class _LogPoly(NamedTuple):
         return jax.nn.logsumexp(log_c + p * u) - log_t
 
 
-def _log_poly_root(log_c: jax.Array, powers: tuple[float, ...], log_t) -> jax.Array:
+def log_poly_root(log_c: jax.Array, powers: tuple[float, ...], log_t) -> jax.Array:
     """Root ``u`` of ``sum_k c_k e^(p_k u) = t`` (all ``p_k > 0``), in log space.
 
     Newton from the upper bound ``min_k (log t - log c_k) / p_k``: the function is
@@ -72,7 +71,7 @@ def _log_poly_root(log_c: jax.Array, powers: tuple[float, ...], log_t) -> jax.Ar
     return _solver.implicit(fn, u, (log_c, log_t))
 
 
-def _log_expert_hat(x, e_start, e_max) -> jax.Array:
+def log_expert_hat(x, e_start, e_max) -> jax.Array:
     """``log Ê`` from ``x = log E`` (Clark 2022; Ludziejewski 2025, Eq. 4).
 
     :func:`jscale.laws.moe.log_expert_hat` in the solvers' variable ``log E``
@@ -95,7 +94,7 @@ def _bucket(n: int) -> int:
     return max(_MIN_BUCKET, 1 << (n - 1).bit_length())
 
 
-def _pad(tree, n: int):
+def pad(tree, n: int):
     """Leaves of length ``n`` padded (repeating the last element) to a bucket."""
     size = _bucket(n)
     return jax.tree_util.tree_map(
@@ -103,7 +102,7 @@ def _pad(tree, n: int):
     )
 
 
-def _cut(out, n):
+def cut(out, n):
     """The first ``n`` lanes of every leaf (the padding dropped)."""
     return jax.tree_util.tree_map(lambda v: v[:n], out)
 
@@ -111,7 +110,7 @@ def _cut(out, n):
 # ------------------------------------------------------------ options and errors
 
 
-def _expert_specs(experts, max_experts, default_max, name="experts"):
+def expert_specs(experts, max_experts, default_max, name="experts"):
     """The input fixing E (``experts``) or bounding it (``max_experts``).
 
     Returns ``((name, (value, rule)), fixed)``.
@@ -126,12 +125,12 @@ def _expert_specs(experts, max_experts, default_max, name="experts"):
     return (f"max_{name}", (top, AT_LEAST_ONE)), False
 
 
-def _at(x, i) -> float:
+def at(x, i) -> float:
     """Flat element ``i`` of ``x``."""
     return float(np.asarray(x).reshape(-1)[i])
 
 
-def _raise(shape, status, reason, messages) -> None:
+def raise_failed(shape, status, reason, messages) -> None:
     """Raise for the first concrete infeasible element with its reason's message.
 
     ``messages[code](i)`` describes flat element ``i`` for the kernel's
@@ -146,21 +145,24 @@ def _raise(shape, status, reason, messages) -> None:
     raise_if_infeasible(status, describe)
 
 
-def _budget_message(c, n_min):
+def budget_message(c, n_min):
     return lambda i: (
-        f"compute_flops = {_at(c, i):.6g} is infeasible: it must train the smallest "
+        f"compute_flops = {at(c, i):.6g} is infeasible: it must train the smallest "
         f"model (d_model = 64, one block: {n_min:.4g} active parameters) on one "
         f"token, at least {6 * n_min:.4g} FLOPs"
     )
 
 
-def _moe_result(
-    status, n, d, loss, compute, its, gn, viol, log_total, log_mem, *, valid, shape,
-    bpv, **scenario,
-) -> AllocationResult:  # fmt: skip
-    """:func:`jscale.allocation._common.assemble` with the MoE fields: total
-    parameters ``exp(log_total)`` and memory ``bpv x exp(log_mem)`` bytes."""
-    return assemble(
+def moe_result(n, d, loss, compute, tail, *, valid, shape, bpv, **scenario):
+    """:func:`jscale.allocation._common.assemble` with the MoE fields, and the
+    failure reasons for :func:`raise_failed`.
+
+    ``tail`` is the kernels' common last outputs ``(log_total, log_mem, status,
+    reason, iterations, grad_norm, violation)``: total parameters are
+    ``exp(log_total)`` and memory ``bpv x exp(log_mem)`` bytes.
+    """
+    log_total, log_mem, status, reason, its, gn, viol = tail
+    res = assemble(
         status,
         n,
         d,
@@ -175,3 +177,59 @@ def _moe_result(
         memory_bytes=bpv * jnp.exp(log_mem),
         **scenario,
     )
+    return res, reason
+
+
+# ------------------------------------------------------------- the memory cap
+
+#: ``log`` of the memory cap (in values) used where there is none: e^80 = 5.5e34
+#: values never binds and stays finite in float32.
+_LOG_NO_CAP = 80.0
+
+
+def bytes_per_value(precision) -> float:
+    """Bytes of one weight or cached value at a number format (static)."""
+    return float(accounting.get_precision(precision).bytes_per_value)
+
+
+def log_cap(valid, memory, bytes_per_value, dtype):
+    """``log`` of the memory cap in values (:data:`_LOG_NO_CAP` without one)."""
+    if memory is None:
+        return jnp.full(valid.shape, _LOG_NO_CAP, dtype)
+    safe = jnp.where(valid, memory, 1.0)
+    return jnp.log(safe / bytes_per_value).astype(dtype)
+
+
+def log_term(valid, x, scale):
+    """``log(scale x)`` where ``x > 0``, ``-inf`` (an absent term) where ``x == 0``.
+
+    Double ``where`` so the gradient stays finite (zero) for ``x == 0`` (no KV
+    cache).
+    """
+    pos = valid & (x > 0)
+    return jnp.where(pos, jnp.log(scale * jnp.where(pos, x, 1.0)), -jnp.inf)
+
+
+def memory_message(memory, need):
+    return lambda i: (
+        f"memory_bytes = {at(memory, i):.6g} is infeasible: the smallest model "
+        f"(d_model = 64, one block) {need(i)}"
+    )
+
+
+def experts_need(bpv, context, experts, values):
+    """The ``need`` of :func:`memory_message` for a plan with a number of experts.
+
+    ``experts`` is the fixed E (``None``: the fewest, one); ``values(i, e)`` counts
+    the values of the smallest model with ``e`` experts and its KV cache at
+    element ``i``.
+    """
+
+    def need(i):
+        e_lo = 1.0 if experts is None else at(experts, i)
+        return (
+            f"with {e_lo:g} experts and a KV cache of {at(context, i):g} tokens "
+            f"needs {bpv * values(i, e_lo):.4g} bytes"
+        )
+
+    return need

@@ -34,26 +34,8 @@ from .._common import (
     solver_status,
 )
 from ..results import AllocationResult
-from ._shared import (
-    _LOG_WIDTH,
-    _WIDTH,
-    DEFAULT_MAX_EXPERTS,
-    _at,
-    _budget_message,
-    _cut,
-    _expert_specs,
-    _log_poly_root,
-    _moe_result,
-    _pad,
-    _raise,
-)
-from .memory import (
-    DEFAULT_CONTEXT,
-    _bytes_per_value,
-    _log_cap,
-    _log_term,
-    _memory_message,
-)
+from . import _shared as shared
+from .memory import DEFAULT_CONTEXT
 
 
 class _KrajTheta(NamedTuple):
@@ -66,7 +48,7 @@ class _KrajTheta(NamedTuple):
 
 def _kraj_log_total(u, th):
     """``log N``, ``N = d^2 (8E + 4) n_blocks = (8E + 4) d^3 / 64`` (Sec. 6.1)."""
-    return jnp.log(8.0 * jnp.exp(th.log_er) + 4.0) - _LOG_WIDTH + 3.0 * u
+    return jnp.log(8.0 * jnp.exp(th.log_er) + 4.0) - shared.LOG_WIDTH + 3.0 * u
 
 
 def _kraj_log_cost(u, y, th):
@@ -76,7 +58,7 @@ def _kraj_log_cost(u, y, th):
             math.log(12.0) + th.log_cf + 3.0 * u,
             th.log_cr + th.log_er + y + 2.0 * u,
         )
-        - _LOG_WIDTH
+        - shared.LOG_WIDTH
     )
 
 
@@ -135,16 +117,18 @@ def _kraj_kernel(
     def one(p, log_f, log_cap, log_kv, log_er, log_cf, log_cr, y_lo, y_hi):
         th = _KrajTheta(p, log_f, log_er, log_cf, log_cr)
         dtype = log_f.dtype
-        u_min = jnp.asarray(_LOG_WIDTH, dtype)
-        log_coef_n = jnp.log(8.0 * jnp.exp(log_er) + 4.0) - _LOG_WIDTH
+        u_min = jnp.asarray(shared.LOG_WIDTH, dtype)
+        log_coef_n = jnp.log(8.0 * jnp.exp(log_er) + 4.0) - shared.LOG_WIDTH
         # Memory in values: N + 2 T n_blocks d_model = (8E+4) d^3/64 + 2 T d^2/64.
-        u_cap = _log_poly_root(jnp.stack([log_coef_n, log_kv]), (3.0, 2.0), log_cap)
+        u_cap = shared.log_poly_root(
+            jnp.stack([log_coef_n, log_kv]), (3.0, 2.0), log_cap
+        )
         # One token at the least granularity: cost(u, G_lo) = C.
-        u_f = _log_poly_root(
+        u_f = shared.log_poly_root(
             jnp.stack(
                 [
-                    math.log(12.0) + log_cf - _LOG_WIDTH,
-                    log_cr + log_er + y_lo - _LOG_WIDTH,
+                    math.log(12.0) + log_cf - shared.LOG_WIDTH,
+                    log_cr + log_er + y_lo - shared.LOG_WIDTH,
                 ]
             ),
             (3.0, 2.0),
@@ -154,8 +138,8 @@ def _kraj_kernel(
         budget_ok = u_f >= u_min - 1e-6
         u_hi = jnp.maximum(jnp.minimum(u_cap, u_f), u_min)
         # Most granularity the budget allows with the smallest model.
-        left = jnp.exp(log_f) - 12.0 * jnp.exp(log_cf) * _WIDTH**2
-        g_f = left / (_WIDTH * jnp.exp(log_cr + log_er))
+        left = jnp.exp(log_f) - 12.0 * jnp.exp(log_cf) * shared.WIDTH**2
+        g_f = left / (shared.WIDTH * jnp.exp(log_cr + log_er))
         y_f = jnp.log(jnp.where(g_f > 0, g_f, 1.0))
         y_top = jnp.maximum(jnp.minimum(y_hi, y_f), y_lo)
         outer = _KrajOuter(th, u_min, u_hi)
@@ -188,7 +172,7 @@ def _kraj_kernel(
         status = jnp.where(reason > 0, INFEASIBLE, status).astype(jnp.int32)
         violation = jnp.maximum(0.0, jnp.expm1(log_mem - log_cap))
         return (
-            math.log(12.0) - _LOG_WIDTH + 3.0 * u,
+            math.log(12.0) - shared.LOG_WIDTH + 3.0 * u,
             log_d,
             loss,
             y,
@@ -211,41 +195,27 @@ def _kraj_args(p, valid, c, t, g, er, cf, cr, mem, fixed, bpv, n):
     args = (
         p,
         jnp.log(c),
-        _log_cap(valid, mem, bpv, c.dtype),
-        _log_term(valid, t, 2.0 / _WIDTH),
+        shared.log_cap(valid, mem, bpv, c.dtype),
+        shared.log_term(valid, t, 2.0 / shared.WIDTH),
         jnp.log(er),
         jnp.log(cf),
         jnp.log(cr),
         y_g if fixed else jnp.zeros_like(y_g),
         y_g,
     )
-    return _pad(args, n)
+    return shared.pad(args, n)
 
 
 @partial(jax.jit, static_argnames=("shape", "n", "bpv"))
 def _kraj_result(out, valid, er, shape, n, bpv):
-    log_n, log_d, loss, y, log_total, log_mem, log_c, status, reason, its, gn, viol = (
-        _cut(out, n)
-    )
+    log_n, log_d, loss, y, log_total, log_mem, log_c, *tail = shared.cut(out, n)
     gran = jnp.exp(y)
-    res = _moe_result(
-        status,
-        jnp.exp(log_n),
-        jnp.exp(log_d),
-        loss,
-        jnp.exp(log_c),
-        its,
-        gn,
-        viol,
-        log_total,
-        log_mem,
-        valid=valid,
-        shape=shape,
-        bpv=bpv,
-        granularity=gran,
-        experts=er * gran,
+    n_act, d, compute = jnp.exp(log_n), jnp.exp(log_d), jnp.exp(log_c)
+    scenario = dict(
+        valid=valid, shape=shape, bpv=bpv, granularity=gran, experts=er * gran
     )
-    return res, reason
+    tail = (log_total, log_mem, *tail)
+    return shared.moe_result(n_act, d, loss, compute, tail, **scenario)
 
 
 def fine_grained_moe_optimal(
@@ -312,13 +282,13 @@ def fine_grained_moe_optimal(
       >>> f"{float(r.n_params):.3g} {float(r.granularity):.1f}"
       '1.02e+09 16.9'
     """
-    (g_name, g_spec), fixed = _expert_specs(
+    (g_name, g_spec), fixed = shared.expert_specs(
         granularity,
         max_granularity,
-        DEFAULT_MAX_EXPERTS[moe_laws.KRAJEWSKI_FAMILY.name] / 64.0,
+        shared.DEFAULT_MAX_EXPERTS[moe_laws.KRAJEWSKI_FAMILY.name] / 64.0,
         "granularity",
     )
-    bpv = _bytes_per_value(precision)
+    bpv = shared.bytes_per_value(precision)
     shape, p, valid, (c, t, g, er, cf, cr, mem) = prepare(
         params,
         {
@@ -337,13 +307,17 @@ def fine_grained_moe_optimal(
     res, reason = _kraj_result(out, valid, er, shape=shape, n=n, bpv=bpv)
 
     def need(i):
-        values = (8 * _at(er, i) + 4) * 64**2 + 128 * _at(t, i)
-        return f"and a KV cache of {_at(t, i):g} tokens need {bpv * values:.4g} bytes"
+        t_i = shared.at(t, i)
+        values = (8 * shared.at(er, i) + 4) * 64**2 + 128 * t_i
+        return f"and a KV cache of {t_i:g} tokens need {bpv * values:.4g} bytes"
 
-    _raise(
+    shared.raise_failed(
         shape,
         res.status,
         reason,
-        {1: _budget_message(c, 12.0 * 64**2), 2: _memory_message(mem, need)},
+        {
+            1: shared.budget_message(c, 12.0 * 64**2),
+            2: shared.memory_message(mem, need),
+        },
     )
     return res

@@ -45,32 +45,12 @@ from .._common import (
     solver_status,
 )
 from ..results import AllocationResult
-from ._shared import (
-    _LOG6,
-    _LOG_WIDTH,
-    _WIDTH,
-    DEFAULT_MAX_EXPERTS,
-    _at,
-    _budget_message,
-    _cut,
-    _expert_specs,
-    _log_expert_hat,
-    _log_poly_root,
-    _moe_result,
-    _pad,
-    _raise,
-)
-from .memory import (
-    DEFAULT_CONTEXT,
-    _bytes_per_value,
-    _log_cap,
-    _log_term,
-    _memory_message,
-)
+from . import _shared as shared
+from .memory import DEFAULT_CONTEXT
 
 _JOINT_LOG_2V = math.log(2.0 * moe_laws.JOINT_VOCAB)
-_JOINT_LOG_13 = math.log(13.0 / _WIDTH)
-_JOINT_U_MIN = _LOG_WIDTH
+_JOINT_LOG_13 = math.log(13.0 / shared.WIDTH)
+_JOINT_U_MIN = shared.LOG_WIDTH
 
 
 class _JointTheta(NamedTuple):
@@ -87,7 +67,7 @@ def _joint_log_nact(u):
 
 def _joint_log_expert_coef(x):
     """``log((4 + 9E) / 64)`` for ``E = e^x``: the ``d_model^3`` coefficient."""
-    return jnp.logaddexp(math.log(4.0), math.log(9.0) + x) - _LOG_WIDTH
+    return jnp.logaddexp(math.log(4.0), math.log(9.0) + x) - shared.LOG_WIDTH
 
 
 def _joint_u_fit(x, th):
@@ -99,7 +79,7 @@ def _joint_u_fit(x, th):
     log_c = jnp.stack(
         [jnp.zeros_like(x) + _JOINT_LOG_2V, _joint_log_expert_coef(x), th.log_kv]
     )
-    return _log_poly_root(log_c, (1.0, 3.0, 2.0), th.log_cap)
+    return shared.log_poly_root(log_c, (1.0, 3.0, 2.0), th.log_cap)
 
 
 def _joint_log_mem(u, x, th):
@@ -116,7 +96,7 @@ def _joint_log_mem(u, x, th):
 
 def _joint_exponents(p, x):
     """For ``E = e^x``: ``log m, mu, log n, nu`` of ``m N^mu + n D^nu + c`` (Eq. 5)."""
-    le = _log_expert_hat(x, p.e_start, p.e_max)
+    le = shared.log_expert_hat(x, p.e_start, p.e_max)
     log_m = jnp.log(p.a) + p.delta * le
     log_n = jnp.log(p.b) + p.omega * le
     return log_m, p.alpha + p.gamma * le, log_n, p.beta + p.zeta * le
@@ -133,18 +113,18 @@ def _joint_log_nopt(x, th):
     a, b = -mu, -nu
     s = a + b
     log_g = (jnp.log(a) + log_m - jnp.log(b) - log_n) / s
-    return log_g + (b / s) * (th.log_f - _LOG6)
+    return log_g + (b / s) * (th.log_f - shared.LOG6)
 
 
 def _joint_free_log_n(x, th):
     """Regime A (memory not binding): Eq. 7, kept within one block and one token."""
     lo = _joint_log_nact(jnp.asarray(_JOINT_U_MIN, x.dtype))
-    return jnp.clip(_joint_log_nopt(x, th), lo, th.log_f - _LOG6)
+    return jnp.clip(_joint_log_nopt(x, th), lo, th.log_f - shared.LOG6)
 
 
 def _joint_free(x, th):
     log_n = _joint_free_log_n(x, th)
-    return _joint_loss(th.p, log_n, th.log_f - _LOG6 - log_n, x)
+    return _joint_loss(th.p, log_n, th.log_f - shared.LOG6 - log_n, x)
 
 
 def _joint_capped_x(u, th):
@@ -156,13 +136,15 @@ def _joint_capped_x(u, th):
     left = jnp.exp(th.log_cap) - jnp.exp(
         jnp.logaddexp(_JOINT_LOG_2V + u, th.log_kv + 2.0 * u)
     )
-    e = (left * jnp.exp(_LOG_WIDTH - 3.0 * u) - 4.0) / 9.0
+    e = (left * jnp.exp(shared.LOG_WIDTH - 3.0 * u) - 4.0) / 9.0
     return jnp.log(jnp.where(e > 0, e, 1.0))
 
 
 def _joint_capped(u, th):
     log_n = _joint_log_nact(u)
-    return _joint_loss(th.p, log_n, th.log_f - _LOG6 - log_n, _joint_capped_x(u, th))
+    return _joint_loss(
+        th.p, log_n, th.log_f - shared.LOG6 - log_n, _joint_capped_x(u, th)
+    )
 
 
 def _joint_binding(u, th):
@@ -213,13 +195,13 @@ def _joint_kernel(p, log_f, log_cap, log_kv, x_lo, x_hi, num_grid, max_steps):
         th = _JointTheta(p, log_f, log_cap, log_kv)
         dtype = log_f.dtype
         u_min = jnp.asarray(_JOINT_U_MIN, dtype)
-        log_f6 = log_f - _LOG6
+        log_f6 = log_f - shared.LOG6
         log_nmin = _joint_log_nact(u_min)
         budget_ok = log_f6 >= log_nmin
         # The capped frontier runs from the most experts (smallest d_model) to the
         # fewest; the smallest model must fit with the fewest, and the frontier's
         # models must not exceed C / 6 (one token).
-        u_f = _log_poly_root(
+        u_f = shared.log_poly_root(
             jnp.stack([_JOINT_LOG_2V + 0.0 * log_f, _JOINT_LOG_13 + 0.0 * log_f]),
             (1.0, 3.0),
             log_f6,
@@ -270,7 +252,7 @@ def _joint_kernel(p, log_f, log_cap, log_kv, x_lo, x_hi, num_grid, max_steps):
             _joint_log_nact(_joint_path_u(t, path)),
             _joint_free_log_n(_joint_path_x(t, path), th),
         )
-        u = _log_poly_root(
+        u = shared.log_poly_root(
             jnp.stack([_JOINT_LOG_2V + 0.0 * log_n, _JOINT_LOG_13 + 0.0 * log_n]),
             (1.0, 3.0),
             log_n,
@@ -327,36 +309,21 @@ def _joint_args(p, valid, c, t, e, mem, fixed, bpv, n):
     args = (
         p,
         jnp.log(c),
-        _log_cap(valid, mem, bpv, c.dtype),
-        _log_term(valid, t, 2.0 / _WIDTH),
+        shared.log_cap(valid, mem, bpv, c.dtype),
+        shared.log_term(valid, t, 2.0 / shared.WIDTH),
         x_e if fixed else jnp.zeros_like(x_e),
         x_e,
     )
-    return _pad(args, n)
+    return shared.pad(args, n)
 
 
 @partial(jax.jit, static_argnames=("shape", "n", "bpv"))
 def _joint_result(out, valid, shape, n, bpv):
-    log_n, log_d, loss, x, log_total, log_mem, status, reason, its, gn, viol = _cut(
-        out, n
-    )
-    res = _moe_result(
-        status,
-        jnp.exp(log_n),
-        jnp.exp(log_d),
-        loss,
-        jnp.exp(log_n + log_d + _LOG6),
-        its,
-        gn,
-        viol,
-        log_total,
-        log_mem,
-        valid=valid,
-        shape=shape,
-        bpv=bpv,
-        experts=jnp.exp(x),
-    )
-    return res, reason
+    log_n, log_d, loss, x, *tail = shared.cut(out, n)
+    compute = jnp.exp(log_n + log_d + shared.LOG6)
+    n_act, d = jnp.exp(log_n), jnp.exp(log_d)
+    scenario = dict(valid=valid, shape=shape, bpv=bpv, experts=jnp.exp(x))
+    return shared.moe_result(n_act, d, loss, compute, tail, **scenario)
 
 
 def joint_moe_optimal(
@@ -420,10 +387,10 @@ def joint_moe_optimal(
       >>> round(float(r.experts), 1), bool(r.memory_bytes <= 80e9 * (1 + 1e-5))
       (15.6, True)
     """
-    (e_name, e_spec), fixed = _expert_specs(
-        experts, max_experts, DEFAULT_MAX_EXPERTS[moe_laws.JOINT_FAMILY.name]
+    (e_name, e_spec), fixed = shared.expert_specs(
+        experts, max_experts, shared.DEFAULT_MAX_EXPERTS[moe_laws.JOINT_FAMILY.name]
     )
-    bpv = _bytes_per_value(precision)
+    bpv = shared.bytes_per_value(precision)
     shape, p, valid, (c, t, e, mem) = prepare(
         params,
         {
@@ -437,21 +404,18 @@ def joint_moe_optimal(
     args = _joint_args(p, valid, c, t, e, mem, fixed=fixed, bpv=bpv, n=n)
     out = _joint_kernel(*args, num_grid=num_grid, max_steps=max_steps)
     res, reason = _joint_result(out, valid, shape=shape, n=n, bpv=bpv)
-    n_min = 2 * _WIDTH * moe_laws.JOINT_VOCAB + 13 * _WIDTH**2
+    n_min = 2 * shared.WIDTH * moe_laws.JOINT_VOCAB + 13 * shared.WIDTH**2
     v = moe_laws.JOINT_VOCAB
 
-    def need(i):
-        e_lo = _at(e, i) if fixed else 1.0
-        values = 2 * 64 * v + (4 + 9 * e_lo) * 64**2 + 128 * _at(t, i)
-        return (
-            f"with {e_lo:g} experts and a KV cache of {_at(t, i):g} tokens needs "
-            f"{bpv * values:.4g} bytes"
-        )
+    def values(i, e_lo):
+        return 2 * 64 * v + (4 + 9 * e_lo) * 64**2 + 128 * shared.at(t, i)
 
-    _raise(
+    need = shared.experts_need(bpv, t, e if fixed else None, values)
+
+    shared.raise_failed(
         shape,
         res.status,
         reason,
-        {1: _budget_message(c, n_min), 2: _memory_message(mem, need)},
+        {1: shared.budget_message(c, n_min), 2: shared.memory_message(mem, need)},
     )
     return res

@@ -36,27 +36,8 @@ from .._common import (
     solver_status,
 )
 from ..results import AllocationResult
-from ._shared import (
-    _LN10,
-    _LOG6,
-    _WIDTH,
-    DEFAULT_MAX_EXPERTS,
-    _at,
-    _cut,
-    _expert_specs,
-    _log_expert_hat,
-    _log_poly_root,
-    _moe_result,
-    _pad,
-    _raise,
-)
-from .memory import (
-    DEFAULT_CONTEXT,
-    _bytes_per_value,
-    _log_cap,
-    _log_term,
-    _memory_message,
-)
+from . import _shared as shared
+from .memory import DEFAULT_CONTEXT
 
 #: Clark 2022's training tokens (all runs; Krajewski 2024, Sec. 3).
 CLARK_TOKENS = 130e9
@@ -70,7 +51,7 @@ CLARK_EXPERT_FRACTION = 0.31
 
 #: Clark's N from the shape: ``12 n_blocks d_model^2`` with ``d_model = 64
 #: n_blocks`` (embeddings neglected), so ``d_model = (64 N / 12)^(1/3)``.
-_CLARK_LOG_NMIN = math.log(12.0 * _WIDTH**2)
+_CLARK_LOG_NMIN = math.log(12.0 * shared.WIDTH**2)
 
 
 class _ClarkTheta(NamedTuple):
@@ -98,13 +79,13 @@ def _clark_log_experts(x, th):
     # plain maximum would halve it), clipping only rounding below x_lo.
     x_fit = x_fit + jax.lax.stop_gradient(jnp.maximum(x_fit, th.x_lo) - x_fit)
     x_up = jnp.minimum(th.x_hi, x_fit)
-    return jnp.where(p.b + p.c * x / _LN10 < 0, x_up, th.x_lo)
+    return jnp.where(p.b + p.c * x / shared.LN10 < 0, x_up, th.x_lo)
 
 
 def _clark_log_loss(x, log_e, p):
-    l_n = x / _LN10
-    l_e = _log_expert_hat(log_e, p.e_start, p.e_max) / _LN10
-    return _LN10 * (p.a * l_n + p.b * l_e + p.c * l_n * l_e + p.d)
+    l_n = x / shared.LN10
+    l_e = shared.log_expert_hat(log_e, p.e_start, p.e_max) / shared.LN10
+    return shared.LN10 * (p.a * l_n + p.b * l_e + p.c * l_n * l_e + p.d)
 
 
 def _clark_objective(x, th):
@@ -114,7 +95,7 @@ def _clark_objective(x, th):
 def _clark_x_fit(x_e, th):
     """``log N`` at which ``N (1 + phi (E - 1)) + KV`` fills the memory."""
     log_size = jnp.log1p(jnp.exp(th.log_phi) * jnp.expm1(x_e))
-    return _log_poly_root(
+    return shared.log_poly_root(
         jnp.stack([log_size, th.log_kv3]), (1.0, 2.0 / 3.0), th.log_cap
     )
 
@@ -137,7 +118,7 @@ def _clark_kernel(
         # cutoff b + c log10 N = 0 (where experts stop helping).
         k_fit = _clark_x_fit(x_hi, th)
         safe_c = jnp.where(p.c != 0, p.c, 1.0)
-        k_cut = jnp.where(p.c != 0, -_LN10 * p.b / safe_c, n_lo)
+        k_cut = jnp.where(p.c != 0, -shared.LN10 * p.b / safe_c, n_lo)
         kinks = jnp.stack([k_fit, k_cut])
         # The lowest local minimum (the loss may dip on both sides of a kink).
         r = _solver.minimize_scalar(
@@ -194,39 +175,25 @@ def _clark_kernel(
 @partial(jax.jit, static_argnames=("fixed", "bpv", "n"))
 def _clark_args(p, valid, c, d, t, e, phi, mem, fixed, bpv, n):
     x_e = jnp.log(e)
-    kv3 = (2.0 / _WIDTH) * (_WIDTH / 12.0) ** (2.0 / 3.0)
+    kv3 = (2.0 / shared.WIDTH) * (shared.WIDTH / 12.0) ** (2.0 / 3.0)
     args = (
         p,
-        jnp.log(c) - _LOG6 - jnp.log(d),
-        _log_cap(valid, mem, bpv, c.dtype),
-        _log_term(valid, t, kv3),
+        jnp.log(c) - shared.LOG6 - jnp.log(d),
+        shared.log_cap(valid, mem, bpv, c.dtype),
+        shared.log_term(valid, t, kv3),
         jnp.log(phi),
         x_e if fixed else jnp.zeros_like(x_e),
         x_e,
     )
-    return _pad(args, n)
+    return shared.pad(args, n)
 
 
 @partial(jax.jit, static_argnames=("shape", "n", "bpv"))
 def _clark_result(out, valid, d, shape, n, bpv):
-    x, loss, log_e, log_total, log_mem, status, reason, its, gn, viol = _cut(out, n)
-    res = _moe_result(
-        status,
-        jnp.exp(x),
-        d,
-        loss,
-        6.0 * jnp.exp(x) * d,
-        its,
-        gn,
-        viol,
-        log_total,
-        log_mem,
-        valid=valid,
-        shape=shape,
-        bpv=bpv,
-        experts=jnp.exp(log_e),
-    )
-    return res, reason
+    x, loss, log_e, *tail = shared.cut(out, n)
+    n_act = jnp.exp(x)
+    scenario = dict(valid=valid, shape=shape, bpv=bpv, experts=jnp.exp(log_e))
+    return shared.moe_result(n_act, d, loss, 6.0 * n_act * d, tail, **scenario)
 
 
 def routed_moe_optimal(
@@ -293,10 +260,10 @@ def routed_moe_optimal(
       >>> round(float(r.loss), 4)  # the law at N = 1.3B, E = 64
       2.0498
     """
-    (e_name, e_spec), fixed = _expert_specs(
-        experts, max_experts, DEFAULT_MAX_EXPERTS[moe_laws.CLARK_FAMILY.name]
+    (e_name, e_spec), fixed = shared.expert_specs(
+        experts, max_experts, shared.DEFAULT_MAX_EXPERTS[moe_laws.CLARK_FAMILY.name]
     )
-    bpv = _bytes_per_value(precision)
+    bpv = shared.bytes_per_value(precision)
     phi_rule = FRACTION._replace(safe=CLARK_EXPERT_FRACTION)
     shape, p, valid, (c, d, t, e, phi, mem) = prepare(
         params,
@@ -315,26 +282,23 @@ def routed_moe_optimal(
     res, reason = _clark_result(out, valid, d, shape=shape, n=n, bpv=bpv)
     n_min = 12.0 * 64**2
 
-    def need(i):
-        e_lo = _at(e, i) if fixed else 1.0
-        values = n_min * (1 + _at(phi, i) * (e_lo - 1)) + 128 * _at(t, i)
-        return (
-            f"with {e_lo:g} experts and a KV cache of {_at(t, i):g} tokens needs "
-            f"{bpv * values:.4g} bytes"
-        )
+    def values(i, e_lo):
+        return n_min * (1 + shared.at(phi, i) * (e_lo - 1)) + 128 * shared.at(t, i)
 
-    _raise(
+    need = shared.experts_need(bpv, t, e if fixed else None, values)
+
+    shared.raise_failed(
         shape,
         res.status,
         reason,
         {
             1: lambda i: (
-                f"compute_flops = {_at(c, i):.6g} is infeasible: it must train the "
-                f"smallest model (d_model = 64, one block: {n_min:.4g} parameters) "
-                f"on n_tokens = {_at(d, i):.4g} tokens, at least "
-                f"{6 * n_min * _at(d, i):.4g} FLOPs"
+                f"compute_flops = {shared.at(c, i):.6g} is infeasible: it must "
+                f"train the smallest model (d_model = 64, one block: "
+                f"{n_min:.4g} parameters) on n_tokens = {shared.at(d, i):.4g} "
+                f"tokens, at least {6 * n_min * shared.at(d, i):.4g} FLOPs"
             ),
-            2: _memory_message(mem, need),
+            2: shared.memory_message(mem, need),
         },
     )
     return res

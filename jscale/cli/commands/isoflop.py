@@ -8,7 +8,7 @@ import argparse
 import jax
 import numpy as np
 
-from ... import isoflop, laws
+from ... import _status, isoflop, laws
 from .. import parser as options
 from ..checks import CLIError, pairs
 from ..rows import fmt, json_float
@@ -160,6 +160,7 @@ def cmd_isoflop(args) -> dict:
                 "n_params_opt": json_float(minimum.n_params[i]),
                 "n_tokens_opt": json_float(minimum.n_tokens[i]),
                 "loss_opt": json_float(minimum.loss[i]),
+                **_status.as_json(minimum.status[i]),
                 "slice": {
                     "n_params": [json_float(v) for v in s.n_params[i]],
                     "n_tokens": [json_float(v) for v in s.n_tokens[i]],
