@@ -55,14 +55,16 @@ from .moe import (
     routed_moe_optimal,
 )
 from .optimal import PRECISION_MENU, optimal
+from .planning import composed_optimal
 from .precision import precision_optimal
 from .quality import pools_optimal, quality_optimal
-from .results import AllocationResult, to_row
+from .results import BINDING, AllocationResult, binding_names, to_row
 from .solvers import Solution, minimize, minimize_scalar
 from .testtime import SamplingResult, sampling_budget_optimal, sampling_target_optimal
 
 __all__ = [
     "AT_BOUND",
+    "BINDING",
     "CONVERGED",
     "INFEASIBLE",
     "MAX_STEPS",
@@ -74,7 +76,9 @@ __all__ = [
     "CoverageScalingParams",
     "SamplingResult",
     "Solution",
+    "binding_names",
     "chinchilla_optimal",
+    "composed_optimal",
     "data_constrained_optimal",
     "dense_optimal",
     "fine_grained_moe_optimal",

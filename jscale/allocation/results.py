@@ -51,6 +51,12 @@ class AllocationResult(NamedTuple):
       pool: index of the chosen data pool (the data-quality scenario).
       samples: samples drawn per query (the test-time scenario).
       coverage: the probability that at least one sample solves a query.
+      energy_joules: lifetime energy (the planner's energy objective).
+      binding: int32 mask of the constraints active at the optimum (composed
+        plans; :func:`jscale.allocation.binding_names` reads it).
+      shadow_prices: dict, resource name -> the derivative of the optimal
+        objective per unit of that resource (composed plans): the loss in budget
+        mode, the log of the cost with a target.
     """
 
     n_params: jax.Array
@@ -74,12 +80,28 @@ class AllocationResult(NamedTuple):
     pool: jax.Array | None = None
     samples: jax.Array | None = None
     coverage: jax.Array | None = None
+    energy_joules: jax.Array | None = None
+    binding: jax.Array | None = None
+    shadow_prices: dict | None = None
 
     @property
     def tokens_per_param(self) -> jax.Array:
         """D / N."""
         return self.n_tokens / self.n_params
 
+
+#: The constraints of a composed plan, in the order of the bits of ``binding``.
+BINDING = (
+    "compute",
+    "training_cap",
+    "max_epochs",
+    "memory",
+    "n_max",
+    "n_min",
+    "decision_max",
+    "decision_min",
+    "target_loss",
+)
 
 #: The fields every allocation fills.
 CORE_FIELDS = ("n_params", "n_tokens", "loss", "compute_flops", "status")
@@ -101,7 +123,14 @@ SCENARIO_FIELDS = (
     "pool",
     "samples",
     "coverage",
+    "energy_joules",
 )
+
+
+def binding_names(mask) -> list[str]:
+    """The names of the constraints set in one element of a ``binding`` mask."""
+    m = int(np.asarray(mask))
+    return [name for i, name in enumerate(BINDING) if m >> i & 1]
 
 
 def _number(x) -> float | None:
@@ -149,5 +178,9 @@ def to_row(result: AllocationResult, index: tuple[int, ...] = ()) -> dict:
         value = getattr(result, name)
         if value is not None:
             row[name] = at(value)
+    if result.binding is not None:
+        row["binding"] = binding_names(np.asarray(result.binding)[index])
+    if result.shadow_prices is not None:
+        row["shadow_prices"] = {k: at(v) for k, v in result.shadow_prices.items()}
     row.update(_status.as_json(np.asarray(result.status)[index]))
     return row

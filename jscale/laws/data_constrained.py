@@ -120,6 +120,17 @@ def log_unique_params(params: DataConstrainedParams, log_unique: jax.Array):
     return log_g + (params.beta / params.alpha) * (log_g + log_unique)
 
 
+def log_repeated(log_x, log_unique, r_star):
+    """``log X'`` for ``X`` repeated over ``U`` unique items with e-folding ``R*``.
+
+    ``X' = U + U R* (1 - exp(-(X/U - 1)/R*))`` for ``X > U`` (``X`` otherwise):
+    Muennighoff et al. 2023's discount of repeated data (Sec. 3), for any law
+    (``R* = R_D*``) and in log space, with no checks. See
+    :func:`log_effective_data` for this law's own constants.
+    """
+    return _log_decayed(log_x, log_unique, r_star)
+
+
 def log_effective_data(params, log_d, log_u):
     """``log D'`` from ``log D`` and ``log U`` (Muennighoff 2023, Sec. 3), no checks.
 
