@@ -156,7 +156,9 @@ def _log_tokens(s: Structure, th: Theta, u, y):
         pieces.append(th.log_ecap + th.log_u)
     log_d = pieces[0]
     for piece in pieces[1:]:
-        log_d = jnp.minimum(log_d, piece)
+        # At a tie the earlier piece (a budget) carries the derivative: the
+        # epochs bound on u makes the budget the piece that applies beyond it.
+        log_d = jnp.where(log_d <= piece, log_d, piece)
     return log_d
 
 
@@ -175,7 +177,9 @@ def _log_dmax(s: Structure, th: Theta):
 def _target_tokens(s: Structure, th: Theta, u, y, max_steps):
     """Target mode: ``log D`` with ``L(u, D) = target`` (the loss falls in D)."""
     lo = jnp.zeros_like(th.log_c)
-    hi = _log_dmax(s, th)
+    # Past the most tokens allowed, so that the root is interior (and its
+    # derivative true) at the reach bound u_reach, which enforces that limit.
+    hi = _log_dmax(s, th) + 1.0
     r = _solver.implicit_root(
         _TargetGap(s), (th, u, y), lo, hi, jnp.zeros((0,), lo.dtype),
         max_steps=max_steps,
@@ -328,7 +332,28 @@ def _inner(s: Structure, th: Theta, y):
         _Inner(s), (th, y), lo, hi_eff, _kinks(s, th, y, lo, hi_eff),
         num_grid=s.num_grid, max_steps=s.max_steps,
     )  # fmt: skip
+    # A bound clipped to the size range hides an infeasible constraint: measure
+    # each at the answer (log units).
+    gap = gap + _violation(s, th, m.x, y)
     return m, lo, hi, gap, lo_values, hi_values, lows, highs
+
+
+def _violation(s: Structure, th: Theta, u, y):
+    """The largest violation of a constraint at ``(u, y)``, in log units (>= 0)."""
+    f = s.family
+    parts = [jnp.zeros_like(u)]
+    if s.memory:
+        parts.append(_log_mem(s, th, u, y) - th.log_mem)
+    if s.n_max:
+        parts.append(f.log_n(u, y, th.aux) - th.log_nmax)
+    if s.n_min:
+        parts.append(th.log_nmin - f.log_n(u, y, th.aux))
+    if s.target:
+        reach = _loss(s, th, u, y, _log_dmax(s, th)) - th.target
+        parts.append(reach / jnp.abs(th.target))
+    else:
+        parts.append(_one_token_gap(s, th, u, y))
+    return jnp.max(jnp.stack(parts))
 
 
 class _Profile(NamedTuple):
@@ -387,7 +412,8 @@ def _one(s: Structure, price_fields: tuple[str, ...], th: Theta) -> Solution:
         m.at_upper & (hi_values[0] <= hi)
     )
     status = jnp.where((status == CONVERGED) & at_family_edge, AT_BOUND, status)
-    feasible = gap <= 1e-6 * jnp.maximum(1.0, jnp.abs(lo))
+    eps = float(jnp.finfo(lo.dtype).eps)
+    feasible = gap <= max(1e-8, 64 * eps) * jnp.maximum(1.0, jnp.abs(lo))
     if s.target:
         reach = _loss(s, th, u, y, log_d) - th.target
         feasible &= reach <= 1e-4 * jnp.abs(th.target)
