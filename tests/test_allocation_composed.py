@@ -29,6 +29,9 @@ X64 = jax.config.jax_enable_x64
 NUM = 200
 LOSS_RTOL = 1e-6 if X64 else 3e-5
 ARG_RTOL = 1e-3
+#: The SciPy comparisons are float64 checks of the float64 engine (the issue's
+#: contract); float32 runs check the engine against the specialised solvers.
+SCIPY64 = pytest.mark.skipif(not X64, reason="SciPy comparison in float64")
 R_D = 15.387756
 CHIN = laws.get("chinchilla-hoffmann2022").params
 JOINT = laws.get("moe-ludziejewski2025").params
@@ -70,6 +73,7 @@ def _check(res, refs, scale_nd=True):
 # ---------------------------------------------- dense: repeats, quality, inference
 
 
+@SCIPY64
 def test_dense_repeats_quality_inference_matches_slsqp():
     rng = np.random.default_rng(0)
     c = 10 ** _uniform(rng, 20, 25)
@@ -101,6 +105,7 @@ def test_dense_repeats_quality_inference_matches_slsqp():
     np.testing.assert_allclose(r.lifetime_flops, c, rtol=1e-5 if not X64 else 1e-9)
 
 
+@SCIPY64
 def test_dense_epochs_and_inference_matches_slsqp():
     rng = np.random.default_rng(1)
     c = 10 ** _uniform(rng, 21, 25)
@@ -137,7 +142,8 @@ def test_dense_epochs_and_inference_matches_slsqp():
     assert np.all(np.asarray(r.epochs) <= e * (1 + 1e-5))
     names = [allocation.binding_names(b) for b in np.asarray(r.binding)]
     capped = np.asarray(r.epochs) >= e * (1 - 1e-6)
-    assert all(("max_epochs" in nm) == bool(cp) for nm, cp in zip(names, capped))
+    for nm, cp in zip(names, capped, strict=True):
+        assert ("max_epochs" in nm) == bool(cp)
 
 
 # -------------------------------------- joint MoE: repeats, inference and memory
@@ -163,6 +169,7 @@ def _joint_loss(n, d, e):
     )
 
 
+@SCIPY64
 def test_moe_repeats_inference_memory_matches_slsqp():
     # The headline combination: an MoE law on a limited corpus, with an inference
     # demand and a memory cap (three decisions, three constraints).
@@ -224,6 +231,7 @@ def _width(active):
 # ----------------------------------------------------------------- target mode
 
 
+@SCIPY64
 def test_target_with_repeats_epochs_and_inference_matches_slsqp():
     rng = np.random.default_rng(3)
     target = _uniform(rng, 1.95, 2.4)
