@@ -54,6 +54,16 @@ def _chinchilla(n, d):
     return p.E + p.A * n ** (-p.alpha) + p.B * d ** (-p.beta)
 
 
+def _lifetime_budget(c, t):
+    """SLSQP constraint in (log N, log D): ``6 N D + 2 N T <= C``, in logs."""
+
+    def fun(z):
+        n, d = math.exp(z[0]), math.exp(z[1])
+        return math.log(c) - math.log(6 * n * d + 2 * n * t)
+
+    return {"type": "ineq", "fun": fun}
+
+
 def _check(res, refs, scale_nd=True):
     """jscale no worse than each feasible reference; argmins where both agree."""
     loss = np.asarray(res.loss, np.float64)
@@ -91,14 +101,10 @@ def test_dense_repeats_quality_inference_matches_slsqp():
             n, d = math.exp(z[0]), math.exp(z[1])
             return _chinchilla(n, q[i] * _repeated(d, u[i]))
 
-        def budget(z, i=i):
-            n, d = math.exp(z[0]), math.exp(z[1])
-            return math.log(c[i]) - math.log(6 * n * d + 2 * n * t[i])
-
         x0 = np.log([float(r.n_params[i]), float(r.n_tokens[i])])
         bounds = [(0.0, 60.0), (0.0, 70.0)]
         starts = [x0, *perturbed(x0, bounds, 1.0, 3, seed=i)]
-        best = minimize_multistart(f, starts, bounds, [{"type": "ineq", "fun": budget}])
+        best = minimize_multistart(f, starts, bounds, [_lifetime_budget(c[i], t[i])])
         refs.append((best, np.exp(best.x)))
     _check(r, refs)
     # The budget binds: lifetime FLOPs spend it.
@@ -124,13 +130,7 @@ def test_dense_epochs_and_inference_matches_slsqp():
             return _chinchilla(n, _repeated(d, u[i]))
 
         cons = [
-            {
-                "type": "ineq",
-                "fun": lambda z, i=i: (
-                    math.log(c[i])
-                    - math.log(6 * math.exp(z[0] + z[1]) + 2 * math.exp(z[0]) * t[i])
-                ),
-            },
+            _lifetime_budget(c[i], t[i]),
             {"type": "ineq", "fun": lambda z, i=i: math.log(e[i] * u[i]) - z[1]},
         ]
         x0 = np.log([float(r.n_params[i]), float(r.n_tokens[i])])
@@ -202,8 +202,6 @@ def test_moe_repeats_inference_memory_matches_slsqp():
             return math.log(mem[i] / 2.0) - math.log(total + kv * ctx)  # bf16
 
         cons = [{"type": "ineq", "fun": budget}, {"type": "ineq", "fun": memory}]
-        w = float(np.asarray(r.n_total_params[i]))  # a start from jscale's answer
-        del w
         d_model = _width(float(r.n_params[i]))
         x0 = np.array(
             [math.log(d_model), math.log(float(r.n_tokens[i])),
@@ -377,15 +375,7 @@ def test_a_law_that_is_not_a_preset():
         n, d = math.exp(z[0]), math.exp(z[1])
         return 1.7 + 400 / n**0.3 + 40 / n**0.5 + 400 / _repeated(d, u) ** 0.3
 
-    cons = [
-        {
-            "type": "ineq",
-            "fun": lambda z: (
-                math.log(c)
-                - math.log(6 * math.exp(z[0] + z[1]) + 2 * math.exp(z[0]) * t)
-            ),
-        }
-    ]
+    cons = [_lifetime_budget(c, t)]
     x0 = np.log([float(r.n_params), float(r.n_tokens)])
     best = minimize_multistart(f, [x0, x0 - 1, x0 + 1], [(0, 60), (0, 70)], cons)
     assert float(r.loss) <= best.fun * (1 + LOSS_RTOL)

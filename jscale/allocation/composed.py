@@ -122,7 +122,7 @@ class Solution(NamedTuple):
 # ------------------------------------------------------------- pieces of the model
 
 
-def _log_mem(s: Structure, th: Theta, u, y):
+def log_memory(s: Structure, th: Theta, u, y):
     """``log`` of the values held: total parameters plus the KV cache."""
     f = s.family
     log_w = f.log_total(u, y, th.aux)
@@ -221,7 +221,7 @@ class _Gap(NamedTuple):
         if self.kind == "n_max":
             return f.log_n(u, y, th.aux) - th.log_nmax
         if self.kind == "memory":
-            return _log_mem(s, th, u, y) - th.log_mem
+            return log_memory(s, th, u, y) - th.log_mem
         if self.kind == "one_token":  # D >= 1 under the tightest budget
             return _one_token_gap(s, th, u, y)
         if self.kind == "epochs":  # the budgets leave at most max_epochs U tokens
@@ -267,31 +267,45 @@ def _root(s, kind, th, y, lo, hi):
     return r.x
 
 
+def _bound_kinds(s: Structure):
+    """The bounds on ``u`` a structure has: ``(lower, upper)`` lists of ``(kind,
+    binding name)``, the family's own range first (kind and name ``None``)."""
+    lows, highs = [(None, None)], [(None, None)]
+    if s.n_min:
+        lows.append(("n_min", "n_min"))
+    if s.n_max:
+        highs.append(("n_max", "n_max"))
+    if s.memory:
+        highs.append(("memory", "memory"))
+    if s.target:
+        lows.append(("reach", "target_loss"))
+    else:
+        highs.append(("one_token", "compute"))
+        if s.epochs:
+            lows.append(("epochs", "max_epochs"))
+    return lows, highs
+
+
 def _bounds(s: Structure, th: Theta, y):
-    """``(lo, hi, lo_names, hi_names)``: the interval of ``u`` at ``y`` and, for each
-    end, the candidate bounds (the active one is the tightest)."""
+    """The candidate lower and upper bounds on ``u`` at ``y`` (as
+    :func:`_bound_kinds` lists them): the tightest of each is the interval."""
     f = s.family
     dtype = th.log_c.dtype
     u_lo = jnp.asarray(f.u_min, dtype)
     u_hi = jnp.asarray(f.u_max, dtype)
-    lows, highs = [(u_lo, None)], [(u_hi, None)]
-    if s.n_min:
-        lows.append((_root(s, "n_min", th, y, u_lo, u_hi), "n_min"))
-    if s.n_max:
-        highs.append((_root(s, "n_max", th, y, u_lo, u_hi), "n_max"))
-    if s.memory:
-        highs.append((_root(s, "memory", th, y, u_lo, u_hi), "memory"))
-    if s.target:
-        lows.append((_root(s, "reach", th, y, u_lo, u_hi), "target_loss"))
-    else:
-        highs.append((_root(s, "one_token", th, y, u_lo, u_hi), "compute"))
-        if s.epochs:
-            lows.append((_root(s, "epochs", th, y, u_lo, u_hi), "max_epochs"))
-    return lows, highs
+
+    def values(kinds, edge):
+        return [
+            edge if kind is None else _root(s, kind, th, y, u_lo, u_hi)
+            for kind, _ in kinds
+        ]
+
+    lows, highs = _bound_kinds(s)
+    return values(lows, u_lo), values(highs, u_hi)
 
 
 def _tightest(cands, pick):
-    values = jnp.stack([v for v, _ in cands])
+    values = jnp.stack(cands)
     return pick(values), values
 
 
@@ -335,7 +349,7 @@ def _inner(s: Structure, th: Theta, y):
     # A bound clipped to the size range hides an infeasible constraint: measure
     # each at the answer (log units).
     gap = gap + _violation(s, th, m.x, y)
-    return m, lo, hi, gap, lo_values, hi_values, lows, highs
+    return m, lo, hi, gap, lo_values, hi_values
 
 
 def _violation(s: Structure, th: Theta, u, y):
@@ -343,7 +357,7 @@ def _violation(s: Structure, th: Theta, u, y):
     f = s.family
     parts = [jnp.zeros_like(u)]
     if s.memory:
-        parts.append(_log_mem(s, th, u, y) - th.log_mem)
+        parts.append(log_memory(s, th, u, y) - th.log_mem)
     if s.n_max:
         parts.append(f.log_n(u, y, th.aux) - th.log_nmax)
     if s.n_min:
@@ -383,15 +397,26 @@ def _solve_value(s: Structure, th: Theta):
     return y, _inner(s, th, y), mo
 
 
-def _objective(s: Structure, th: Theta):
-    """The optimal objective (loss, or log cost in target mode) for shadow prices."""
-    _, (m, *_), _ = _solve_value(s, th)
-    return m.value
-
-
 def _one(s: Structure, price_fields: tuple[str, ...], th: Theta) -> Solution:
-    y, inner, mo = _solve_value(s, th)
-    m, lo, hi, gap, lo_values, hi_values, lows, highs = inner
+    # Shadow prices: d objective / d log resource, through the implicit solves,
+    # by forward mode around the one solve (its answer comes back as ``aux``).
+    def solve_at(offsets):
+        moved = th._replace(
+            **{
+                name: getattr(th, name) + offsets[i]
+                for i, name in enumerate(price_fields)
+            }
+        )
+        out = _solve_value(s, moved)
+        return out[1][0].value, out
+
+    zeros = jnp.zeros((len(price_fields),), th.log_c.dtype)
+    if price_fields:
+        prices, (y, inner, mo) = jax.jacfwd(solve_at, has_aux=True)(zeros)
+    else:
+        prices, (y, inner, mo) = zeros, _solve_value(s, th)
+    m, lo, hi, gap, lo_values, hi_values = inner
+    lows, highs = _bound_kinds(s)
     u = m.x
     f = s.family
     log_n = f.log_n(u, y, th.aux)
@@ -445,29 +470,9 @@ def _one(s: Structure, price_fields: tuple[str, ...], th: Theta) -> Solution:
     if mo is not None:
         binding |= jnp.where(mo.at_upper, _BIT["decision_max"], 0)
         binding |= jnp.where(mo.at_lower, _BIT["decision_min"], 0)
-    # The constraint violation, in log units, where the answer is reported.
-    violation = gap
-    if s.memory:
-        violation = jnp.maximum(violation, _log_mem(s, th, u, y) - th.log_mem)
-    # Shadow prices: d objective / d log resource, through the implicit solves.
-    if price_fields:
-
-        def value_of(offsets):
-            moved = th._replace(
-                **{
-                    name: getattr(th, name) + offsets[i]
-                    for i, name in enumerate(price_fields)
-                }
-            )
-            return _objective(s, moved)
-
-        zeros = jnp.zeros((len(price_fields),), th.log_c.dtype)
-        prices = jax.jacfwd(value_of)(zeros)
-    else:
-        prices = jnp.zeros((0,), th.log_c.dtype)
     return Solution(
         u, y, log_n, log_d, loss, m.value, status, iterations, grad_norm,
-        jnp.maximum(violation, 0.0), binding, prices,
+        gap, binding, prices,
     )  # fmt: skip
 
 
@@ -481,4 +486,4 @@ def solve(s: Structure, price_fields: tuple[str, ...], th: Theta) -> Solution:
     return jax.vmap(partial(_one, s, price_fields))(th)
 
 
-__all__ = ["Solution", "Structure", "Theta", "solve"]
+__all__ = ["Solution", "Structure", "Theta", "log_memory", "solve"]

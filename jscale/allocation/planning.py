@@ -39,7 +39,7 @@ from ._common import (
     prepare,
     raise_if_infeasible,
 )
-from .composed import Structure, Theta, solve
+from .composed import Structure, Theta, log_memory, solve
 from .parts import REPETITION_DECAY, dense, effective_tokens, family_of
 from .results import AllocationResult
 
@@ -385,10 +385,7 @@ def _result(s, sol, batch, a, th, priced, prec, objective, w_train, preset):
     if f.decision == "bits":
         scenario["bits"] = sol.y
     if s.memory or f.decision in ("experts", "granularity"):
-        log_vals = f.log_total(sol.u, sol.y, th.aux)
-        if s.kv:
-            log_kv = f.log_kv(sol.u, sol.y, th.aux) + th.log_ctx
-            log_vals = jnp.logaddexp(log_vals, log_kv)
+        log_vals = log_memory(s, th, sol.u, sol.y)
         scenario["memory_bytes"] = prec.bytes_per_value * jnp.exp(log_vals)
     if s.target and objective != "flops":
         value = jnp.exp(sol.objective)
